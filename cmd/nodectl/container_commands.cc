@@ -1,0 +1,450 @@
+// nodectl run / create / start / ps / inspect / logs / kill / wait / rm.
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "cmd/nodectl/commands.h"
+#include "cmd/nodectl/signals.h"
+
+namespace nodeagent::nodectl {
+namespace {
+
+struct RunOptions {
+  bool remove = false;
+  bool detach = false;
+  std::string name;
+  std::string hostname;
+  std::vector<std::string> env;
+  std::string workdir;
+};
+
+void WriteAllTo(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n <= 0) return;  // The reader went away; keep draining the stream.
+    done += static_cast<size_t>(n);
+  }
+}
+
+// `-e KEY` without a value takes KEY from nodectl's own environment, as Docker does.
+std::vector<std::string> ResolveEnv(const std::vector<std::string>& entries) {
+  std::vector<std::string> out;
+  for (const std::string& entry : entries) {
+    if (entry.find('=') != std::string::npos) {
+      out.push_back(entry);
+    } else if (const char* value = std::getenv(entry.c_str())) {
+      out.push_back(absl::StrCat(entry, "=", value));
+    }
+  }
+  return out;
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+std::string StatusText(const v1::Container& c) {
+  switch (c.state()) {
+    case v1::CONTAINER_STATE_RUNNING:
+      return absl::StrCat("Up ", HumanDuration(absl::ToUnixNanos(absl::Now()) -
+                                               c.started_unix_nanos()));
+    case v1::CONTAINER_STATE_PAUSED: return "Paused";
+    case v1::CONTAINER_STATE_EXITED:
+      return absl::StrCat("Exited (", c.exit_code(), ") ", HumanAgo(c.finished_unix_nanos()));
+    case v1::CONTAINER_STATE_CREATED:
+      return c.exit_code() != 0 ? absl::StrCat("Created (start failed: ", c.exit_code(), ")")
+                                : "Created";
+    default: return "Unknown";
+  }
+}
+
+v1::ContainerSpec MakeSpec(const RunOptions& options, const std::vector<std::string>& positional) {
+  v1::ContainerSpec spec;
+  spec.set_image(positional[0]);
+  for (size_t i = 1; i < positional.size(); ++i) spec.add_args(positional[i]);
+  for (const std::string& e : ResolveEnv(options.env)) spec.add_env(e);
+  spec.set_working_dir(options.workdir);
+  spec.set_hostname(options.hostname);
+  spec.set_auto_remove(options.remove);
+  spec.mutable_network()->set_mode("none");
+  return spec;
+}
+
+int CreateAndMaybeStart(CliContext& ctx, const RunOptions& options,
+                        const std::vector<std::string>& positional, bool start) {
+  auto stub = ctx.Runtime();
+  v1::CreateContainerRequest create;
+  create.set_name(options.name);
+  *create.mutable_spec() = MakeSpec(options, positional);
+  v1::CreateContainerResponse created;
+  auto context = CliContext::Deadline(120);
+  grpc::Status status = stub->CreateContainer(context.get(), create, &created);
+  if (!status.ok()) {
+    PrintError("create container", status, "runtime");
+    return kExitRunError;
+  }
+  if (start) {
+    v1::StartContainerRequest request;
+    request.set_id(created.container().id());
+    v1::StartContainerResponse response;
+    auto start_context = CliContext::Deadline(60);
+    status = stub->StartContainer(start_context.get(), request, &response);
+    if (!status.ok()) {
+      PrintError("start container", status, "runtime");
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND) return 127;
+      if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) return 126;
+      return kExitRunError;
+    }
+  }
+  std::cout << created.container().id() << std::endl;
+  return 0;
+}
+
+int RunForeground(CliContext& ctx, const RunOptions& options,
+                  const std::vector<std::string>& positional) {
+  auto stub = ctx.Runtime();
+  v1::RunContainerRequest request;
+  request.set_name(options.name);
+  *request.mutable_spec() = MakeSpec(options, positional);
+
+  // No deadline: the container runs as long as it runs. Signals end it instead.
+  grpc::ClientContext context;
+  std::mutex id_mu;
+  std::string container_id;
+  SetSignalHandler([&](int sig) {
+    std::string id;
+    {
+      std::lock_guard<std::mutex> lock(id_mu);
+      id = container_id;
+    }
+    if (id.empty()) {
+      context.TryCancel();
+      return;
+    }
+    v1::KillContainerRequest kill;
+    kill.set_id(id);
+    kill.set_signal(sig);
+    v1::KillContainerResponse killed;
+    auto kill_context = CliContext::Deadline(10);
+    (void)ctx.Runtime()->KillContainer(kill_context.get(), kill, &killed);
+  });
+
+  auto reader = stub->RunContainer(&context, request);
+  v1::RunContainerResponse response;
+  int exit_code = kExitRunError;
+  bool exited = false;
+  while (reader->Read(&response)) {
+    switch (response.event_case()) {
+      case v1::RunContainerResponse::kStarted: {
+        std::lock_guard<std::mutex> lock(id_mu);
+        container_id = response.started().id();
+        break;
+      }
+      case v1::RunContainerResponse::kOutput:
+        WriteAllTo(response.output().stream() == v1::OutputChunk::STREAM_STDERR ? STDERR_FILENO
+                                                                                : STDOUT_FILENO,
+                   response.output().data());
+        break;
+      case v1::RunContainerResponse::kExit:
+        exited = true;
+        exit_code = response.exit().exit_code();
+        if (!response.exit().error().empty()) PrintError(response.exit().error());
+        break;
+      default:
+        break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  SetSignalHandler(nullptr);
+  if (!status.ok()) {
+    PrintError("run", status, "runtime");
+    return kExitRunError;
+  }
+  if (!exited) {
+    PrintError("run: the runtime ended the stream without an exit status");
+    return kExitRunError;
+  }
+  return exit_code;
+}
+
+int Start(CliContext& ctx, const std::vector<std::string>& ids) {
+  auto stub = ctx.Runtime();
+  int rc = 0;
+  for (const std::string& id : ids) {
+    v1::StartContainerRequest request;
+    request.set_id(id);
+    v1::StartContainerResponse response;
+    auto context = CliContext::Deadline(60);
+    grpc::Status status = stub->StartContainer(context.get(), request, &response);
+    if (!status.ok()) {
+      PrintError(absl::StrCat("start ", id), status, "runtime");
+      rc = kExitFailure;
+      continue;
+    }
+    std::cout << id << "\n";
+  }
+  return rc;
+}
+
+int Ps(CliContext& ctx, bool all, bool quiet) {
+  auto stub = ctx.Runtime();
+  v1::ListContainersRequest request;
+  request.set_all(all);
+  v1::ListContainersResponse response;
+  auto context = CliContext::Deadline();
+  grpc::Status status = stub->ListContainers(context.get(), request, &response);
+  if (!status.ok()) {
+    PrintError("list containers", status, "runtime");
+    return kExitFailure;
+  }
+  if (ctx.options().format == "json") {
+    std::cout << ToJson(response);
+    return 0;
+  }
+  if (quiet) {
+    for (const v1::Container& c : response.containers()) std::cout << c.id().substr(0, 12) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::Container& c : response.containers()) {
+    std::string command = absl::StrJoin(c.spec().args(), " ");
+    if (command.size() > 30) command = absl::StrCat(command.substr(0, 27), "...");
+    rows.push_back({c.id().substr(0, 12), c.spec().image(), absl::StrCat("\"", command, "\""),
+                    HumanAgo(c.created_unix_nanos()), StatusText(c), c.name()});
+  }
+  PrintTable({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"}, rows);
+  return 0;
+}
+
+int Inspect(CliContext& ctx, const std::vector<std::string>& ids) {
+  auto stub = ctx.Runtime();
+  int rc = 0;
+  std::vector<std::string> documents;
+  for (const std::string& id : ids) {
+    v1::GetContainerRequest request;
+    request.set_id(id);
+    v1::GetContainerResponse response;
+    auto context = CliContext::Deadline();
+    grpc::Status status = stub->GetContainer(context.get(), request, &response);
+    if (!status.ok()) {
+      PrintError(absl::StrCat("inspect ", id), status, "runtime");
+      rc = kExitFailure;
+      continue;
+    }
+    documents.push_back(ToJson(response.container()));
+  }
+  std::cout << "[" << absl::StrJoin(documents, ",") << "]\n";
+  return rc;
+}
+
+struct LogsOptions {
+  std::string id;
+  bool follow = false;
+  int tail = 0;
+  bool timestamps = false;
+};
+
+int Logs(CliContext& ctx, const LogsOptions& options) {
+  auto stub = ctx.Runtime();
+  v1::ContainerLogsRequest request;
+  request.set_id(options.id);
+  request.set_follow(options.follow);
+  request.set_tail(options.tail);
+  // Following has no natural end; without -f the stored log is bounded.
+  grpc::ClientContext context;
+  if (!options.follow) {
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  }
+  auto reader = stub->ContainerLogs(&context, request);
+  v1::ContainerLogsResponse response;
+  while (reader->Read(&response)) {
+    std::string data = response.output().data();
+    if (options.timestamps) {
+      absl::Time t = absl::FromUnixNanos(response.output().timestamp_unix_nanos());
+      data = absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ ", t, absl::UTCTimeZone()),
+                          data);
+    }
+    WriteAllTo(response.output().stream() == v1::OutputChunk::STREAM_STDERR ? STDERR_FILENO
+                                                                            : STDOUT_FILENO,
+               data);
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    PrintError(absl::StrCat("logs ", options.id), status, "runtime");
+    return kExitFailure;
+  }
+  return 0;
+}
+
+int Kill(CliContext& ctx, const std::vector<std::string>& ids, const std::string& signal_name) {
+  int sig = ParseSignal(signal_name);
+  if (sig == 0) {
+    PrintError(absl::StrCat("kill: unknown signal \"", signal_name, "\""));
+    return kExitFailure;
+  }
+  auto stub = ctx.Runtime();
+  int rc = 0;
+  for (const std::string& id : ids) {
+    v1::KillContainerRequest request;
+    request.set_id(id);
+    request.set_signal(sig);
+    v1::KillContainerResponse response;
+    auto context = CliContext::Deadline();
+    grpc::Status status = stub->KillContainer(context.get(), request, &response);
+    if (!status.ok()) {
+      PrintError(absl::StrCat("kill ", id), status, "runtime");
+      rc = kExitFailure;
+      continue;
+    }
+    std::cout << id << "\n";
+  }
+  return rc;
+}
+
+int Wait(CliContext& ctx, const std::vector<std::string>& ids) {
+  auto stub = ctx.Runtime();
+  int rc = 0;
+  for (const std::string& id : ids) {
+    v1::WaitContainerRequest request;
+    request.set_id(id);
+    v1::WaitContainerResponse response;
+    grpc::ClientContext context;  // Waits as long as the container runs.
+    grpc::Status status = stub->WaitContainer(&context, request, &response);
+    if (!status.ok()) {
+      PrintError(absl::StrCat("wait ", id), status, "runtime");
+      rc = kExitFailure;
+      continue;
+    }
+    std::cout << response.exit().exit_code() << "\n";
+  }
+  return rc;
+}
+
+int Remove(CliContext& ctx, const std::vector<std::string>& ids, bool force) {
+  auto stub = ctx.Runtime();
+  int rc = 0;
+  for (const std::string& id : ids) {
+    v1::RemoveContainerRequest request;
+    request.set_id(id);
+    request.set_force(force);
+    v1::RemoveContainerResponse response;
+    auto context = CliContext::Deadline(60);
+    grpc::Status status = stub->RemoveContainer(context.get(), request, &response);
+    if (!status.ok()) {
+      PrintError(absl::StrCat("rm ", id), status, "runtime");
+      rc = kExitFailure;
+      continue;
+    }
+    std::cout << id << "\n";
+  }
+  return rc;
+}
+
+void AddRunFlags(CLI::App* cmd, RunOptions* options) {
+  cmd->add_option("--name", options->name, "Container name");
+  cmd->add_option("--hostname", options->hostname, "Container hostname");
+  cmd->add_option("-e,--env", options->env, "Set an environment variable (KEY=VALUE or KEY)")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_option("-w,--workdir", options->workdir, "Working directory inside the container");
+  cmd->add_flag("--rm", options->remove, "Remove the container when it exits");
+  // IMAGE and COMMAND...: everything from the first positional on belongs to the container.
+  cmd->prefix_command();
+}
+
+}  // namespace
+
+void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_code) {
+  auto run_options = std::make_shared<RunOptions>();
+  CLI::App* run = app.add_subcommand("run", "Run a command in a new container");
+  AddRunFlags(run, run_options.get());
+  run->add_flag("-d,--detach", run_options->detach, "Run in the background and print the id");
+  run->callback([&context, exit_code, run_options, run] {
+    std::vector<std::string> positional = run->remaining();
+    if (positional.empty()) {
+      PrintError("run: no image given; usage: nodectl run [OPTIONS] IMAGE [COMMAND [ARG...]]");
+      *exit_code = kExitRunError;
+      return;
+    }
+    *exit_code = run_options->detach
+                     ? CreateAndMaybeStart(context, *run_options, positional, /*start=*/true)
+                     : RunForeground(context, *run_options, positional);
+  });
+
+  auto create_options = std::make_shared<RunOptions>();
+  CLI::App* create = app.add_subcommand("create", "Create a container without starting it");
+  AddRunFlags(create, create_options.get());
+  create->callback([&context, exit_code, create_options, create] {
+    std::vector<std::string> positional = create->remaining();
+    if (positional.empty()) {
+      PrintError("create: no image given");
+      *exit_code = kExitRunError;
+      return;
+    }
+    *exit_code = CreateAndMaybeStart(context, *create_options, positional, /*start=*/false);
+  });
+
+  auto ids = std::make_shared<std::vector<std::string>>();
+  CLI::App* start = app.add_subcommand("start", "Start created containers");
+  start->add_option("containers", *ids, "Containers")->required();
+  start->callback([&context, exit_code, ids] { *exit_code = Start(context, *ids); });
+
+  auto ps_all = std::make_shared<bool>(false);
+  auto ps_quiet = std::make_shared<bool>(false);
+  CLI::App* ps = app.add_subcommand("ps", "List containers");
+  ps->add_flag("-a,--all", *ps_all, "Show all containers, not only running ones");
+  ps->add_flag("-q,--quiet", *ps_quiet, "Only ids");
+  ps->callback([&context, exit_code, ps_all, ps_quiet] {
+    *exit_code = Ps(context, *ps_all, *ps_quiet);
+  });
+
+  CLI::App* inspect = app.add_subcommand("inspect", "Show containers as JSON");
+  inspect->add_option("containers", *ids, "Containers")->required();
+  inspect->callback([&context, exit_code, ids] { *exit_code = Inspect(context, *ids); });
+
+  auto logs_options = std::make_shared<LogsOptions>();
+  CLI::App* logs = app.add_subcommand("logs", "Show a container's output");
+  logs->add_option("container", logs_options->id, "Container")->required();
+  logs->add_flag("-f,--follow", logs_options->follow, "Keep following the output");
+  logs->add_option("-n,--tail", logs_options->tail, "Only the last N records")
+      ->check(CLI::NonNegativeNumber);
+  logs->add_flag("-t,--timestamps", logs_options->timestamps, "Prefix each record with its time");
+  logs->callback([&context, exit_code, logs_options] {
+    *exit_code = Logs(context, *logs_options);
+  });
+
+  auto signal_name = std::make_shared<std::string>("KILL");
+  CLI::App* kill = app.add_subcommand("kill", "Send a signal to containers");
+  kill->add_option("-s,--signal", *signal_name, "Signal name or number")->capture_default_str();
+  kill->add_option("containers", *ids, "Containers")->required();
+  kill->callback([&context, exit_code, ids, signal_name] {
+    *exit_code = Kill(context, *ids, *signal_name);
+  });
+
+  CLI::App* wait = app.add_subcommand("wait", "Wait for containers to exit; print exit codes");
+  wait->add_option("containers", *ids, "Containers")->required();
+  wait->callback([&context, exit_code, ids] { *exit_code = Wait(context, *ids); });
+
+  auto force = std::make_shared<bool>(false);
+  CLI::App* rm = app.add_subcommand("rm", "Remove containers");
+  rm->add_flag("-f,--force", *force, "Kill running containers first");
+  rm->add_option("containers", *ids, "Containers")->required();
+  rm->callback([&context, exit_code, ids, force] { *exit_code = Remove(context, *ids, *force); });
+}
+
+}  // namespace nodeagent::nodectl

@@ -1,0 +1,37 @@
+// nodectl: the command line of nodeagent. Each command group lives in its own file.
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include "cmd/nodectl/cli_context.h"
+#include "cmd/nodectl/commands.h"
+#include "cmd/nodectl/signals.h"
+
+int main(int argc, char** argv) {
+  nodeagent::nodectl::BlockAndHandleSignals();
+  nodeagent::nodectl::GlobalOptions options;
+  if (const char* run_dir = std::getenv("NODEAGENT_RUN_DIR")) options.run_dir = run_dir;
+
+  CLI::App app{"nodectl: drive a nodeagent node (image, runtime, network, metrics services)"};
+  app.require_subcommand(1);
+  app.add_option("--run-dir", options.run_dir,
+                 "Directory of the services' sockets (env NODEAGENT_RUN_DIR)")
+      ->capture_default_str();
+  app.add_option("--format", options.format, "Output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
+  nodeagent::nodectl::CliContext context(&options);
+  int exit_code = 0;
+  nodeagent::nodectl::RegisterNodeCommands(app, context, &exit_code);
+  nodeagent::nodectl::RegisterImageCommands(app, context, &exit_code);
+  nodeagent::nodectl::RegisterContainerCommands(app, context, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    // Usage errors of `run` use Docker's 125 so scripts can tell them from the container's.
+    return rc == 0 ? 0 : (std::string(argc > 1 ? argv[1] : "") == "run" ? 125 : 2);
+  }
+  return exit_code;
+}

@@ -1,0 +1,234 @@
+#include "services/runtime/core/container.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace nodeagent::runtime {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kDefaultPath[] =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+json MountsToJson(const std::vector<MountSpec>& mounts) {
+  json out = json::array();
+  for (const MountSpec& m : mounts) {
+    out.push_back({{"type", m.type}, {"source", m.source}, {"destination", m.destination},
+                   {"options", m.options}});
+  }
+  return out;
+}
+
+std::vector<MountSpec> MountsFromJson(const json& j) {
+  std::vector<MountSpec> out;
+  for (const json& m : j) {
+    out.push_back({m.value("type", ""), m.value("source", ""), m.value("destination", ""),
+                   m.value("options", std::vector<std::string>{})});
+  }
+  return out;
+}
+
+ContainerState StateFromName(const std::string& name) {
+  if (name == "running") return ContainerState::kRunning;
+  if (name == "paused") return ContainerState::kPaused;
+  if (name == "exited") return ContainerState::kExited;
+  return ContainerState::kCreated;
+}
+
+absl::string_view EnvKey(absl::string_view entry) {
+  return entry.substr(0, entry.find('='));
+}
+
+}  // namespace
+
+absl::string_view ContainerStateName(ContainerState state) {
+  switch (state) {
+    case ContainerState::kCreated: return "created";
+    case ContainerState::kRunning: return "running";
+    case ContainerState::kPaused: return "paused";
+    case ContainerState::kExited: return "exited";
+  }
+  return "unknown";
+}
+
+std::string SerializeContainerRecord(const ContainerRecord& r) {
+  const ContainerConfig& c = r.config;
+  json config{{"image", c.image},
+              {"args", c.args},
+              {"env", c.env},
+              {"working_dir", c.working_dir},
+              {"hostname", c.hostname},
+              {"mounts", MountsToJson(c.mounts)},
+              {"limits",
+               {{"memory_bytes", c.limits.memory_bytes},
+                {"cpu_quota_us", c.limits.cpu_quota_us},
+                {"cpu_period_us", c.limits.cpu_period_us},
+                {"pids_limit", c.limits.pids_limit},
+                {"cpuset_cpus", c.limits.cpuset_cpus}}},
+              {"network_mode", c.network_mode},
+              {"labels", c.labels},
+              {"tty", c.tty},
+              {"stdin_open", c.stdin_open},
+              {"auto_remove", c.auto_remove},
+              {"read_only_rootfs", c.read_only_rootfs},
+              {"init", c.init}};
+  json j{{"id", r.id},
+         {"name", r.name},
+         {"config", config},
+         {"state", std::string(ContainerStateName(r.state))},
+         {"image_id", r.image_id},
+         {"process_args", r.process_args},
+         {"process_env", r.process_env},
+         {"process_cwd", r.process_cwd},
+         {"rootfs_mounts", MountsToJson(r.rootfs_mounts)},
+         {"pid", r.pid},
+         {"shim_pid", r.shim_pid},
+         {"exit", json::parse(SerializeExitRecord(r.exit))},
+         {"start_error", r.start_error},
+         {"created_unix_nanos", r.created_unix_nanos},
+         {"started_unix_nanos", r.started_unix_nanos},
+         {"cgroup_path", r.cgroup_path}};
+  return j.dump(2);
+}
+
+absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view text) {
+  try {
+    json j = json::parse(text);
+    ContainerRecord r;
+    r.id = j.at("id").get<std::string>();
+    r.name = j.value("name", "");
+    const json& c = j.at("config");
+    r.config.image = c.value("image", "");
+    r.config.args = c.value("args", std::vector<std::string>{});
+    r.config.env = c.value("env", std::vector<std::string>{});
+    r.config.working_dir = c.value("working_dir", "");
+    r.config.hostname = c.value("hostname", "");
+    if (c.contains("mounts")) r.config.mounts = MountsFromJson(c.at("mounts"));
+    if (c.contains("limits")) {
+      const json& l = c.at("limits");
+      r.config.limits.memory_bytes = l.value("memory_bytes", int64_t{0});
+      r.config.limits.cpu_quota_us = l.value("cpu_quota_us", int64_t{0});
+      r.config.limits.cpu_period_us = l.value("cpu_period_us", int64_t{0});
+      r.config.limits.pids_limit = l.value("pids_limit", int64_t{0});
+      r.config.limits.cpuset_cpus = l.value("cpuset_cpus", "");
+    }
+    r.config.network_mode = c.value("network_mode", "");
+    r.config.labels = c.value("labels", std::map<std::string, std::string>{});
+    r.config.tty = c.value("tty", false);
+    r.config.stdin_open = c.value("stdin_open", false);
+    r.config.auto_remove = c.value("auto_remove", false);
+    r.config.read_only_rootfs = c.value("read_only_rootfs", false);
+    r.config.init = c.value("init", false);
+    r.state = StateFromName(j.value("state", "created"));
+    r.image_id = j.value("image_id", "");
+    r.process_args = j.value("process_args", std::vector<std::string>{});
+    r.process_env = j.value("process_env", std::vector<std::string>{});
+    r.process_cwd = j.value("process_cwd", "/");
+    if (j.contains("rootfs_mounts")) r.rootfs_mounts = MountsFromJson(j.at("rootfs_mounts"));
+    r.pid = j.value("pid", 0);
+    r.shim_pid = j.value("shim_pid", 0);
+    if (j.contains("exit")) {
+      auto exit = ParseExitRecord(j.at("exit").dump());
+      if (!exit.ok()) return exit.status();
+      r.exit = *exit;
+    }
+    r.start_error = j.value("start_error", "");
+    r.created_unix_nanos = j.value("created_unix_nanos", int64_t{0});
+    r.started_unix_nanos = j.value("started_unix_nanos", int64_t{0});
+    r.cgroup_path = j.value("cgroup_path", "");
+    return r;
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat("container record: ", e.what()));
+  }
+}
+
+absl::Status ValidateContainerName(absl::string_view name) {
+  // Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+ (we allow a single character too).
+  bool ok = !name.empty() && name.size() <= 128 && absl::ascii_isalnum(name[0]);
+  for (char ch : name) {
+    ok = ok && (absl::ascii_isalnum(ch) || ch == '_' || ch == '.' || ch == '-');
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid container name \"", name,
+        "\": use letters, digits, '_', '.' and '-', starting with a letter or digit"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHostname(absl::string_view hostname) {
+  bool ok = !hostname.empty() && hostname.size() <= 64 && hostname.front() != '-' &&
+            hostname.front() != '.';
+  for (char ch : hostname) ok = ok && (absl::ascii_isalnum(ch) || ch == '-' || ch == '.');
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid hostname \"", hostname, "\": use up to 64 letters, digits, '-' and '.'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConfig(const ContainerConfig& config) {
+  if (config.image.empty()) return absl::InvalidArgumentError("no image given");
+  for (const std::string& entry : config.env) {
+    if (entry.empty() || entry.front() == '=' || entry.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid environment entry \"", entry, "\": want KEY=VALUE"));
+    }
+  }
+  for (const std::string& arg : config.args) {
+    if (arg.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError("command argument contains a NUL byte");
+    }
+  }
+  if (!config.working_dir.empty() && config.working_dir.front() != '/') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid working directory \"", config.working_dir, "\": must be an absolute path"));
+  }
+  if (!config.hostname.empty()) {
+    if (absl::Status s = ValidateHostname(config.hostname); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ResolvedProcess> ResolveProcess(const ContainerConfig& config,
+                                               const ImageRunDefaults& image,
+                                               absl::string_view hostname) {
+  ResolvedProcess process;
+  process.args = image.entrypoint;
+  const std::vector<std::string>& cmd = config.args.empty() ? image.cmd : config.args;
+  process.args.insert(process.args.end(), cmd.begin(), cmd.end());
+  if (process.args.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no command given and image \"", config.image, "\" has none"));
+  }
+
+  // Later entries win; the order of first appearance is kept.
+  std::vector<std::string> env;
+  auto set = [&env](const std::string& entry) {
+    // "KEY" without '=' is Docker's "take it from the client"; the client resolves that.
+    absl::string_view key = EnvKey(entry);
+    for (std::string& existing : env) {
+      if (EnvKey(existing) == key) {
+        existing = entry;
+        return;
+      }
+    }
+    env.push_back(entry);
+  };
+  set(kDefaultPath);
+  set(absl::StrCat("HOSTNAME=", hostname));
+  for (const std::string& entry : image.env) set(entry);
+  for (const std::string& entry : config.env) set(entry);
+  process.env = std::move(env);
+
+  process.cwd = !config.working_dir.empty()   ? config.working_dir
+                : !image.working_dir.empty() ? image.working_dir
+                                             : "/";
+  return process;
+}
+
+}  // namespace nodeagent::runtime

@@ -1,0 +1,95 @@
+#pragma once
+
+// The runtime's domain types: what a container is asked to be, and what it is.
+// No gRPC or protobuf types here; grpc/convert.cc maps them to nodeagent.v1 messages.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "services/runtime/linux/cgroup_driver.h"
+#include "services/runtime/linux/shim_protocol.h"
+
+namespace nodeagent::runtime {
+
+struct MountSpec {
+  std::string type;
+  std::string source;
+  std::string destination;
+  std::vector<std::string> options;
+};
+
+// What the caller asks for; later issues fill mounts, limits and network.
+struct ContainerConfig {
+  std::string image;
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::string working_dir;
+  std::string hostname;
+  std::vector<MountSpec> mounts;
+  CgroupLimits limits;
+  std::string network_mode;
+  std::map<std::string, std::string> labels;
+  bool tty = false;
+  bool stdin_open = false;
+  bool auto_remove = false;
+  bool read_only_rootfs = false;
+  bool init = false;
+};
+
+enum class ContainerState { kCreated, kRunning, kPaused, kExited };
+
+absl::string_view ContainerStateName(ContainerState state);
+
+// What the runtime knows about one container; persisted as <bundle>/container.json.
+struct ContainerRecord {
+  std::string id;
+  std::string name;
+  ContainerConfig config;
+  ContainerState state = ContainerState::kCreated;
+  std::string image_id;
+  // Resolved process: image defaults merged with the config.
+  std::vector<std::string> process_args;
+  std::vector<std::string> process_env;
+  std::string process_cwd = "/";
+  std::vector<MountSpec> rootfs_mounts;
+  int pid = 0;       // Host PID of the first process while running.
+  int shim_pid = 0;  // node-shim holding the container.
+  ExitRecord exit;
+  std::string start_error;  // Why the process could not start, if it could not.
+  int64_t created_unix_nanos = 0;
+  int64_t started_unix_nanos = 0;
+  std::string cgroup_path;
+};
+
+std::string SerializeContainerRecord(const ContainerRecord& record);
+absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view json);
+
+// Validation of caller input; errors are INVALID_ARGUMENT naming the bad value.
+absl::Status ValidateContainerName(absl::string_view name);
+absl::Status ValidateHostname(absl::string_view hostname);
+absl::Status ValidateConfig(const ContainerConfig& config);
+
+// Image defaults a container starts from.
+struct ImageRunDefaults {
+  std::vector<std::string> env;
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  std::string working_dir;
+};
+
+// Docker's rules: args replace the image's cmd (entrypoint stays); env entries override the
+// image's by key; a PATH is always present; HOSTNAME is set.
+struct ResolvedProcess {
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::string cwd;
+};
+absl::StatusOr<ResolvedProcess> ResolveProcess(const ContainerConfig& config,
+                                               const ImageRunDefaults& image,
+                                               absl::string_view hostname);
+
+}  // namespace nodeagent::runtime

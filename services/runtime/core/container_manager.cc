@@ -1,0 +1,567 @@
+#include "services/runtime/core/container_manager.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <deque>
+#include <optional>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "services/common/linux/files.h"
+#include "services/common/log.h"
+#include "services/common/status_macros.h"
+#include "services/runtime/linux/dir_watch.h"
+#include "services/runtime/linux/process_handle.h"
+#include "services/runtime/linux/shim_launcher.h"
+#include "services/runtime/linux/shim_protocol.h"
+
+namespace nodeagent::runtime {
+namespace {
+
+constexpr char kRecordFile[] = "container.json";
+constexpr absl::Duration kWaitSlice = absl::Milliseconds(250);
+
+int64_t NowNanos() { return absl::ToUnixNanos(absl::Now()); }
+
+std::string RandomId() {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* gen = new absl::BitGen();
+  absl::MutexLock lock(&mu);
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    absl::StrAppendFormat(&id, "%016x", absl::Uniform<uint64_t>(*gen));
+  }
+  return id;
+}
+
+// Docker's exit codes for a process that could not be started.
+int StartErrorExitCode(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kNotFound) return 127;
+  if (status.code() == absl::StatusCode::kPermissionDenied) return 126;
+  return 125;
+}
+
+ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
+                          std::vector<std::string> cgroup_dirs) {
+  ShimConfig shim;
+  shim.id = r.id;
+  shim.bundle = bundle;
+  for (const MountSpec& m : r.rootfs_mounts) {
+    shim.rootfs_mounts.push_back({m.type, m.source, m.destination, m.options});
+  }
+  for (const MountSpec& m : r.config.mounts) {
+    shim.mounts.push_back({m.type, m.source, m.destination, m.options});
+  }
+  shim.readonly_rootfs = r.config.read_only_rootfs;
+  shim.hostname = r.config.hostname;
+  shim.args = r.process_args;
+  shim.env = r.process_env;
+  shim.cwd = r.process_cwd;
+  shim.cgroup_dirs = std::move(cgroup_dirs);
+  return shim;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
+    const ContainerManagerOptions& options, SnapshotSource* snapshots, CgroupDriver* cgroups) {
+  if (options.shim_path.empty() || access(options.shim_path.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node-shim not found or not executable at \"", options.shim_path, "\""));
+  }
+  NA_RETURN_IF_ERROR(linux::MakeDirs(absl::StrCat(options.root, "/containers"), 0711));
+  auto manager =
+      std::unique_ptr<ContainerManager>(new ContainerManager(options, snapshots, cgroups));
+  NA_ASSIGN_OR_RETURN(manager->monitor_,
+                      PidfdMonitor::Start([m = manager.get()](const std::string& id) {
+                        m->OnShimExit(id);
+                      }));
+  NA_RETURN_IF_ERROR(manager->LoadAndReconcile());
+  return manager;
+}
+
+ContainerManager::ContainerManager(ContainerManagerOptions options, SnapshotSource* snapshots,
+                                   CgroupDriver* cgroups)
+    : options_(std::move(options)), snapshots_(snapshots), cgroups_(cgroups) {}
+
+ContainerManager::~ContainerManager() {
+  // Stop exit callbacks before the maps they touch go away. Containers keep running.
+  monitor_.reset();
+}
+
+std::string ContainerManager::BundleDir(const std::string& id) const {
+  return absl::StrCat(options_.root, "/containers/", id);
+}
+
+absl::Status ContainerManager::Persist(const ContainerRecord& record) {
+  return linux::WriteFileAtomic(absl::StrCat(BundleDir(record.id), "/", kRecordFile),
+                                SerializeContainerRecord(record), 0600);
+}
+
+absl::Status ContainerManager::LoadAndReconcile() {
+  NA_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                      linux::ListDir(absl::StrCat(options_.root, "/containers")));
+  std::vector<std::shared_ptr<Entry>> running;
+  for (const std::string& id : ids) {
+    std::string bundle = BundleDir(id);
+    auto text = linux::ReadFile(absl::StrCat(bundle, "/", kRecordFile));
+    absl::StatusOr<ContainerRecord> record =
+        text.ok() ? ParseContainerRecord(*text) : absl::StatusOr<ContainerRecord>(text.status());
+    if (!record.ok()) {
+      // A create that was interrupted before its record was written: undo it.
+      LogWarning("removing interrupted container %s: %s", id, record.status().ToString());
+      if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
+      if (absl::Status s = snapshots_->Remove(id); !s.ok()) LogWarning("%s", s.ToString());
+      if (absl::Status s = linux::RemoveTree(bundle); !s.ok()) LogWarning("%s", s.ToString());
+      continue;
+    }
+    auto entry = std::make_shared<Entry>();
+    entry->record = *std::move(record);
+    {
+      absl::MutexLock lock(&mu_);
+      names_[entry->record.name] = id;
+      containers_[id] = entry;
+    }
+    if (entry->record.state == ContainerState::kRunning) running.push_back(entry);
+  }
+
+  // cgroups of containers that no longer exist.
+  auto cgroup_ids = cgroups_->ListContainerIds();
+  if (cgroup_ids.ok()) {
+    for (const std::string& id : *cgroup_ids) {
+      bool known;
+      {
+        absl::MutexLock lock(&mu_);
+        known = containers_.count(id) > 0;
+      }
+      if (!known) {
+        LogWarning("removing orphaned cgroup of %s", id);
+        if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
+      }
+    }
+  }
+
+  for (const std::shared_ptr<Entry>& entry : running) {
+    absl::MutexLock op(&entry->op_mu);
+    ContainerRecord record;
+    {
+      absl::MutexLock lock(&mu_);
+      record = entry->record;
+    }
+    absl::Status watched = WatchShim(record);
+    if (watched.ok()) {
+      LogInfo("re-adopted running container %s (shim %d)", record.id, record.shim_pid);
+      continue;
+    }
+    FinishExit(entry);
+    if (record.config.auto_remove) {
+      if (absl::Status s = RemoveResources(entry); !s.ok()) LogWarning("%s", s.ToString());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::WatchShim(const ContainerRecord& record) {
+  // The PID must still be our shim for this bundle, not a recycled number.
+  std::string cmdline = ProcessCmdline(record.shim_pid);
+  if (!absl::StrContains(cmdline, BundleDir(record.id))) {
+    return absl::NotFoundError(absl::StrCat("shim of ", record.id, " is gone"));
+  }
+  NA_ASSIGN_OR_RETURN(ProcessHandle shim, ProcessHandle::Open(record.shim_pid));
+  return monitor_->Watch(record.id, std::move(shim));
+}
+
+std::string ContainerManager::UniqueName() {
+  static constexpr const char* kAdjectives[] = {
+      "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+      "nifty", "proud", "quiet", "rapid", "sharp", "tidy", "vivid", "witty", "zesty", "bold"};
+  static constexpr const char* kNouns[] = {
+      "bohr", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "knuth", "lovelace",
+      "maxwell", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "volta",
+      "wozniak", "yalow", "zuse"};
+  absl::BitGen gen;
+  for (int attempt = 0;; ++attempt) {
+    std::string name = absl::StrCat(kAdjectives[absl::Uniform(gen, 0u, 20u)], "_",
+                                    kNouns[absl::Uniform(gen, 0u, 20u)]);
+    if (attempt > 20) absl::StrAppend(&name, "_", absl::Uniform(gen, 0u, 100000u));
+    if (names_.count(name) == 0) return name;
+  }
+}
+
+absl::StatusOr<std::shared_ptr<ContainerManager::Entry>> ContainerManager::Find(
+    const std::string& ref) {
+  if (ref.empty()) return absl::InvalidArgumentError("no container given");
+  absl::MutexLock lock(&mu_);
+  if (auto it = containers_.find(ref); it != containers_.end()) return it->second;
+  if (auto it = names_.find(ref); it != names_.end()) {
+    if (auto c = containers_.find(it->second); c != containers_.end()) return c->second;
+  }
+  std::shared_ptr<Entry> match;
+  for (auto it = containers_.lower_bound(ref);
+       it != containers_.end() && absl::StartsWith(it->first, ref); ++it) {
+    if (match != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("container id prefix \"", ref, "\" is ambiguous; give more characters"));
+    }
+    match = it->second;
+  }
+  if (match == nullptr) return absl::NotFoundError(absl::StrCat("no such container: ", ref));
+  return match;
+}
+
+absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requested_name,
+                                                         const ContainerConfig& config) {
+  NA_RETURN_IF_ERROR(ValidateConfig(config));
+  if (!requested_name.empty()) NA_RETURN_IF_ERROR(ValidateContainerName(requested_name));
+
+  ContainerRecord record;
+  record.config = config;
+  record.created_unix_nanos = NowNanos();
+  {
+    absl::MutexLock lock(&mu_);
+    if (!requested_name.empty() && names_.count(requested_name) > 0) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "container name \"", requested_name, "\" is already used by ",
+          names_[requested_name].substr(0, 12), "; remove it or pick another name"));
+    }
+    do {
+      record.id = RandomId();
+    } while (containers_.count(record.id) > 0);
+    record.name = requested_name.empty() ? UniqueName() : requested_name;
+    names_[record.name] = record.id;  // Reserved until the container exists or creation fails.
+  }
+  const std::string bundle = BundleDir(record.id);
+  bool created = false;
+  bool snapshot_prepared = false;
+  absl::Cleanup undo = [&] {
+    if (created) return;
+    if (snapshot_prepared) {
+      if (absl::Status s = snapshots_->Remove(record.id); !s.ok()) LogWarning("%s", s.ToString());
+    }
+    if (absl::Status s = linux::RemoveTree(bundle); !s.ok()) LogWarning("%s", s.ToString());
+    absl::MutexLock lock(&mu_);
+    names_.erase(record.name);
+  };
+
+  NA_RETURN_IF_ERROR(linux::MakeDirs(absl::StrCat(bundle, "/", kRootfsDir), 0700));
+  NA_ASSIGN_OR_RETURN(PreparedRootfs rootfs, snapshots_->Prepare(record.id, config.image));
+  snapshot_prepared = true;
+  record.image_id = rootfs.image_id;
+  record.rootfs_mounts = std::move(rootfs.mounts);
+  if (record.config.hostname.empty()) record.config.hostname = record.id.substr(0, 12);
+  NA_ASSIGN_OR_RETURN(ResolvedProcess process,
+                      ResolveProcess(record.config, rootfs.image_defaults,
+                                     record.config.hostname));
+  record.process_args = std::move(process.args);
+  record.process_env = std::move(process.env);
+  record.process_cwd = std::move(process.cwd);
+  record.cgroup_path = cgroups_->RelativePath(record.id);
+  NA_RETURN_IF_ERROR(Persist(record));
+
+  auto entry = std::make_shared<Entry>();
+  entry->record = record;
+  {
+    absl::MutexLock lock(&mu_);
+    containers_[record.id] = entry;
+  }
+  created = true;
+  LogInfo("created container %s (%s) from %s", record.id.substr(0, 12), record.name,
+          config.image);
+  return record;
+}
+
+absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  absl::MutexLock op(&entry->op_mu);
+  ContainerRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    if (entry->removed) return absl::NotFoundError(absl::StrCat("no such container: ", ref));
+    record = entry->record;
+  }
+  if (record.state == ContainerState::kRunning || record.state == ContainerState::kPaused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is already running"));
+  }
+  const std::string bundle = BundleDir(record.id);
+  // A restart starts from a clean slate; the log keeps growing.
+  ::unlink(absl::StrCat(bundle, "/", kExitFile).c_str());
+  ::unlink(absl::StrCat(bundle, "/", kInitPidFile).c_str());
+
+  auto fail = [&](const absl::Status& error) -> absl::Status {
+    if (absl::Status s = cgroups_->Destroy(record.id); !s.ok()) LogWarning("%s", s.ToString());
+    absl::MutexLock lock(&mu_);
+    entry->record.start_error = std::string(error.message());
+    entry->record.exit = ExitRecord{};
+    entry->record.exit.exit_code = StartErrorExitCode(error);
+    entry->record.exit.finished_unix_nanos = NowNanos();
+    if (absl::Status s = Persist(entry->record); !s.ok()) LogWarning("%s", s.ToString());
+    return Annotate(error, absl::StrCat("start container ", record.name));
+  };
+
+  auto cgroup_dirs = cgroups_->Create(record.id, record.config.limits);
+  if (!cgroup_dirs.ok()) return fail(cgroup_dirs.status());
+  absl::Status written =
+      linux::WriteFileAtomic(absl::StrCat(bundle, "/", kShimConfigFile),
+                             SerializeShimConfig(MakeShimConfig(record, bundle, *cgroup_dirs)),
+                             0600);
+  if (!written.ok()) return fail(written);
+  auto launched = LaunchShim(options_.shim_path, bundle, options_.start_timeout);
+  if (!launched.ok()) return fail(launched.status());
+
+  {
+    absl::MutexLock lock(&mu_);
+    entry->record.state = ContainerState::kRunning;
+    entry->record.pid = launched->container_pid;
+    entry->record.shim_pid = launched->shim_pid;
+    entry->record.started_unix_nanos = NowNanos();
+    entry->record.start_error.clear();
+    entry->record.exit = ExitRecord{};
+    record = entry->record;
+  }
+  if (absl::Status s = Persist(record); !s.ok()) LogWarning("%s", s.ToString());
+  if (absl::Status watched = WatchShim(record); !watched.ok()) {
+    // The shim is already gone: the container ran and exited in the meantime.
+    FinishExit(entry);
+    absl::MutexLock lock(&mu_);
+    record = entry->record;
+  }
+  return record;
+}
+
+void ContainerManager::OnShimExit(const std::string& id) {
+  std::shared_ptr<Entry> entry;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = containers_.find(id);
+    if (it == containers_.end()) return;
+    entry = it->second;
+  }
+  absl::MutexLock op(&entry->op_mu);
+  bool auto_remove;
+  {
+    absl::MutexLock lock(&mu_);
+    if (entry->removed || entry->record.state != ContainerState::kRunning) return;
+    auto_remove = entry->record.config.auto_remove;
+  }
+  FinishExit(entry);
+  if (auto_remove) {
+    if (absl::Status s = RemoveResources(entry); !s.ok()) {
+      LogWarning("auto-remove %s: %s", id.substr(0, 12), s.ToString());
+    }
+  }
+}
+
+void ContainerManager::FinishExit(const std::shared_ptr<Entry>& entry) {
+  std::string id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = entry->record.id;
+  }
+  ExitRecord exit;
+  auto text = linux::ReadFile(absl::StrCat(BundleDir(id), "/", kExitFile));
+  auto parsed = text.ok() ? ParseExitRecord(*text) : absl::StatusOr<ExitRecord>(text.status());
+  std::string error;
+  if (parsed.ok()) {
+    exit = *parsed;
+  } else {
+    // The shim was killed before it could record the exit; the process is ended below.
+    exit.exit_code = 255;
+    exit.finished_unix_nanos = NowNanos();
+    error = "node-shim ended without recording an exit status";
+    LogWarning("container %s: %s (%s)", id.substr(0, 12), error, parsed.status().ToString());
+  }
+  // Also ends anything the container left behind if its shim was killed.
+  if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
+  absl::MutexLock lock(&mu_);
+  entry->record.state = ContainerState::kExited;
+  entry->record.exit = exit;
+  entry->record.pid = 0;
+  if (!error.empty()) entry->record.start_error = error;
+  if (absl::Status s = Persist(entry->record); !s.ok()) LogWarning("%s", s.ToString());
+  LogInfo("container %s exited with %d", id.substr(0, 12), exit.exit_code);
+}
+
+absl::Status ContainerManager::RemoveResources(const std::shared_ptr<Entry>& entry) {
+  ContainerRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    if (entry->removed) return absl::OkStatus();
+    record = entry->record;
+  }
+  NA_RETURN_IF_ERROR(Annotate(cgroups_->Destroy(record.id),
+                              absl::StrCat("remove container ", record.name)));
+  NA_RETURN_IF_ERROR(Annotate(snapshots_->Remove(record.id),
+                              absl::StrCat("remove container ", record.name)));
+  NA_RETURN_IF_ERROR(Annotate(linux::RemoveTree(BundleDir(record.id)),
+                              absl::StrCat("remove container ", record.name)));
+  absl::MutexLock lock(&mu_);
+  entry->removed = true;
+  containers_.erase(record.id);
+  names_.erase(record.name);
+  LogInfo("removed container %s (%s)", record.id.substr(0, 12), record.name);
+  return absl::OkStatus();
+}
+
+std::vector<ContainerRecord> ContainerManager::List(bool all) {
+  std::vector<ContainerRecord> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : containers_) {
+    if (!all && entry->record.state != ContainerState::kRunning &&
+        entry->record.state != ContainerState::kPaused) {
+      continue;
+    }
+    out.push_back(entry->record);
+  }
+  return out;
+}
+
+absl::StatusOr<ContainerRecord> ContainerManager::Get(const std::string& ref) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  absl::MutexLock lock(&mu_);
+  return entry->record;
+}
+
+absl::Status ContainerManager::Kill(const std::string& ref, int signal) {
+  if (signal < 1 || signal > 64) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid signal ", signal));
+  }
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  ContainerRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    record = entry->record;
+  }
+  if (record.state != ContainerState::kRunning || record.pid <= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is not running"));
+  }
+  auto process = ProcessHandle::Open(record.pid);
+  if (!process.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is not running"));
+  }
+  return Annotate(process->Signal(signal), absl::StrCat("kill container ", record.name));
+}
+
+absl::StatusOr<ExitRecord> ContainerManager::Wait(const std::string& ref,
+                                                  const CancelledFn& cancelled) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  auto done = [&entry]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return entry->removed || entry->record.state == ContainerState::kExited ||
+           (entry->record.state == ContainerState::kCreated && !entry->record.start_error.empty());
+  };
+  absl::MutexLock lock(&mu_);
+  while (!mu_.AwaitWithTimeout(absl::Condition(&done), kWaitSlice)) {
+    if (cancelled && cancelled()) return absl::CancelledError("wait cancelled");
+  }
+  return entry->record.exit;
+}
+
+absl::Status ContainerManager::Remove(const std::string& ref, bool force) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  for (int attempt = 0;; ++attempt) {
+    ContainerRecord record;
+    {
+      absl::MutexLock op(&entry->op_mu);
+      {
+        absl::MutexLock lock(&mu_);
+        if (entry->removed) return absl::NotFoundError(absl::StrCat("no such container: ", ref));
+        record = entry->record;
+      }
+      bool running = record.state == ContainerState::kRunning ||
+                     record.state == ContainerState::kPaused;
+      if (!running) return RemoveResources(entry);
+      if (!force) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "container ", record.name, " is running: stop it first or remove it with force"));
+      }
+      if (attempt > 0) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("container ", record.name, " did not exit after SIGKILL"));
+      }
+    }
+    // Outside op_mu: the exit is recorded by OnShimExit, which takes it.
+    if (absl::Status s = Kill(record.id, SIGKILL); !s.ok() && !absl::IsFailedPrecondition(s)) {
+      return s;
+    }
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    auto waited = Wait(record.id, [deadline] { return absl::Now() > deadline; });
+    if (!waited.ok() && !absl::IsNotFound(waited.status())) return waited.status();
+  }
+}
+
+absl::Status ContainerManager::StreamOutput(const std::string& ref, bool follow, int tail,
+                                            const RecordSink& sink,
+                                            const CancelledFn& cancelled) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  std::string id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = entry->record.id;
+  }
+  const std::string bundle = BundleDir(id);
+  const std::string log_path = absl::StrCat(bundle, "/", kContainerLogFile);
+  const std::string exit_path = absl::StrCat(bundle, "/", kExitFile);
+  // Watch before the first read, so no write between the read and the wait is missed.
+  std::optional<DirWatch> watch;
+  if (follow) {
+    NA_ASSIGN_OR_RETURN(DirWatch w, DirWatch::Open(bundle));
+    watch.emplace(std::move(w));
+  }
+  auto finished = [&]() {
+    if (linux::PathExists(exit_path)) return true;
+    absl::MutexLock lock(&mu_);
+    return entry->removed || entry->record.state == ContainerState::kExited ||
+           (entry->record.state == ContainerState::kCreated && !entry->record.start_error.empty());
+  };
+
+  linux::UniqueFd log;
+  std::string buffer;
+  std::deque<LogRecord> tail_records;
+  bool backlog = true;  // Still reading what was written before the call.
+  char chunk[65536];
+  while (true) {
+    bool done_before_read = !follow || finished();
+    if (!log) {
+      auto opened = linux::OpenFile(log_path, O_RDONLY);
+      if (opened.ok()) log = *std::move(opened);
+    }
+    if (log) {
+      while (true) {
+        ssize_t n = ::read(log.get(), chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<size_t>(n));
+        NA_ASSIGN_OR_RETURN(DecodedLogRecords decoded, DecodeLogRecords(buffer));
+        buffer.erase(0, decoded.consumed);
+        for (LogRecord& record : decoded.records) {
+          if (backlog && tail > 0) {
+            tail_records.push_back(std::move(record));
+            if (tail_records.size() > static_cast<size_t>(tail)) tail_records.pop_front();
+          } else if (!sink(record)) {
+            return absl::OkStatus();
+          }
+        }
+      }
+    }
+    if (backlog) {
+      backlog = false;
+      for (const LogRecord& record : tail_records) {
+        if (!sink(record)) return absl::OkStatus();
+      }
+      tail_records.clear();
+    }
+    if (done_before_read) return absl::OkStatus();
+    if (cancelled && cancelled()) return absl::CancelledError("output stream cancelled");
+    NA_RETURN_IF_ERROR(watch->WaitForChange(kWaitSlice).status());
+  }
+}
+
+}  // namespace nodeagent::runtime

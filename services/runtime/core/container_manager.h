@@ -1,0 +1,86 @@
+#pragma once
+
+// ContainerManager owns the runtime's containers: their records under <root>/containers/<id>/,
+// their rootfs snapshots (through SnapshotSource), cgroups (CgroupDriver) and node-shim
+// monitors. It survives its own restart: records are re-read and running shims re-adopted.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "services/runtime/core/container.h"
+#include "services/runtime/core/log_format.h"
+#include "services/runtime/core/snapshot_source.h"
+#include "services/runtime/linux/cgroup_driver.h"
+#include "services/runtime/linux/pidfd_monitor.h"
+
+namespace nodeagent::runtime {
+
+struct ContainerManagerOptions {
+  std::string root = "/var/lib/nodeagent/runtime";
+  std::string shim_path;
+  absl::Duration start_timeout = absl::Seconds(30);
+};
+
+class ContainerManager {
+ public:
+  // Returns false to stop a stream early (the client went away).
+  using RecordSink = std::function<bool(const LogRecord&)>;
+  using CancelledFn = std::function<bool()>;
+
+  static absl::StatusOr<std::unique_ptr<ContainerManager>> Open(
+      const ContainerManagerOptions& options, SnapshotSource* snapshots, CgroupDriver* cgroups);
+  ~ContainerManager();
+
+  absl::StatusOr<ContainerRecord> Create(const std::string& name, const ContainerConfig& config);
+  absl::StatusOr<ContainerRecord> Start(const std::string& ref);
+  std::vector<ContainerRecord> List(bool all);
+  // `ref` is an id, a unique id prefix or a name.
+  absl::StatusOr<ContainerRecord> Get(const std::string& ref);
+  absl::Status Kill(const std::string& ref, int signal);
+  absl::StatusOr<ExitRecord> Wait(const std::string& ref, const CancelledFn& cancelled);
+  absl::Status Remove(const std::string& ref, bool force);
+
+  // Sends the container's stored output (the last `tail` lines' records when tail > 0) to
+  // `sink`; with `follow`, keeps sending until the container has exited and all is sent.
+  absl::Status StreamOutput(const std::string& ref, bool follow, int tail, const RecordSink& sink,
+                            const CancelledFn& cancelled);
+
+ private:
+  struct Entry {
+    absl::Mutex op_mu;  // Serializes start/remove/exit handling of one container.
+    ContainerRecord record;  // Guarded by ContainerManager::mu_.
+    bool removed = false;    // Guarded by ContainerManager::mu_.
+  };
+
+  ContainerManager(ContainerManagerOptions options, SnapshotSource* snapshots,
+                   CgroupDriver* cgroups);
+  absl::Status LoadAndReconcile();
+  std::string BundleDir(const std::string& id) const;
+  absl::StatusOr<std::shared_ptr<Entry>> Find(const std::string& ref);
+  absl::Status Persist(const ContainerRecord& record);
+  std::string UniqueName() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnShimExit(const std::string& id);
+  // Records the exit of a running container and releases its cgroup. Caller holds op_mu.
+  void FinishExit(const std::shared_ptr<Entry>& entry);
+  // Removes everything the container owns. Caller holds op_mu; the container is not running.
+  absl::Status RemoveResources(const std::shared_ptr<Entry>& entry);
+  absl::Status WatchShim(const ContainerRecord& record);
+
+  const ContainerManagerOptions options_;
+  SnapshotSource* const snapshots_;
+  CgroupDriver* const cgroups_;
+  std::unique_ptr<PidfdMonitor> monitor_;
+
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Entry>> containers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> names_ ABSL_GUARDED_BY(mu_);  // name -> id
+};
+
+}  // namespace nodeagent::runtime

@@ -1,0 +1,102 @@
+#include "services/runtime/grpc/convert.h"
+
+namespace nodeagent::runtime {
+namespace {
+
+v1::ContainerState StateToProto(ContainerState state) {
+  switch (state) {
+    case ContainerState::kCreated: return v1::CONTAINER_STATE_CREATED;
+    case ContainerState::kRunning: return v1::CONTAINER_STATE_RUNNING;
+    case ContainerState::kPaused: return v1::CONTAINER_STATE_PAUSED;
+    case ContainerState::kExited: return v1::CONTAINER_STATE_EXITED;
+  }
+  return v1::CONTAINER_STATE_UNSPECIFIED;
+}
+
+}  // namespace
+
+ContainerConfig ConfigFromProto(const v1::ContainerSpec& spec) {
+  ContainerConfig c;
+  c.image = spec.image();
+  c.args.assign(spec.args().begin(), spec.args().end());
+  c.env.assign(spec.env().begin(), spec.env().end());
+  c.working_dir = spec.working_dir();
+  c.hostname = spec.hostname();
+  for (const v1::Mount& m : spec.mounts()) {
+    c.mounts.push_back({m.type(), m.source(), m.destination(),
+                        std::vector<std::string>(m.options().begin(), m.options().end())});
+  }
+  c.limits.memory_bytes = spec.resources().memory_bytes();
+  c.limits.cpu_quota_us = spec.resources().cpu_quota_us();
+  c.limits.cpu_period_us = spec.resources().cpu_period_us();
+  c.limits.pids_limit = spec.resources().pids_limit();
+  c.limits.cpuset_cpus = spec.resources().cpuset_cpus();
+  c.network_mode = spec.network().mode();
+  c.labels.insert(spec.labels().begin(), spec.labels().end());
+  c.tty = spec.tty();
+  c.stdin_open = spec.stdin_open();
+  c.auto_remove = spec.auto_remove();
+  c.read_only_rootfs = spec.read_only_rootfs();
+  c.init = spec.init();
+  return c;
+}
+
+void ConfigToProto(const ContainerConfig& c, v1::ContainerSpec* spec) {
+  spec->set_image(c.image);
+  for (const std::string& a : c.args) spec->add_args(a);
+  for (const std::string& e : c.env) spec->add_env(e);
+  spec->set_working_dir(c.working_dir);
+  spec->set_hostname(c.hostname);
+  for (const MountSpec& m : c.mounts) {
+    v1::Mount* out = spec->add_mounts();
+    out->set_type(m.type);
+    out->set_source(m.source);
+    out->set_destination(m.destination);
+    for (const std::string& o : m.options) out->add_options(o);
+  }
+  v1::Resources* r = spec->mutable_resources();
+  r->set_memory_bytes(c.limits.memory_bytes);
+  r->set_cpu_quota_us(c.limits.cpu_quota_us);
+  r->set_cpu_period_us(c.limits.cpu_period_us);
+  r->set_pids_limit(c.limits.pids_limit);
+  r->set_cpuset_cpus(c.limits.cpuset_cpus);
+  spec->mutable_network()->set_mode(c.network_mode);
+  spec->mutable_labels()->insert(c.labels.begin(), c.labels.end());
+  spec->set_tty(c.tty);
+  spec->set_stdin_open(c.stdin_open);
+  spec->set_auto_remove(c.auto_remove);
+  spec->set_read_only_rootfs(c.read_only_rootfs);
+  spec->set_init(c.init);
+}
+
+void ContainerToProto(const ContainerRecord& r, v1::Container* out) {
+  out->set_id(r.id);
+  out->set_name(r.name);
+  ConfigToProto(r.config, out->mutable_spec());
+  out->set_state(StateToProto(r.state));
+  out->set_pid(r.pid);
+  out->set_exit_code(r.exit.exit_code);
+  out->set_oom_killed(r.exit.oom_killed);
+  out->set_created_unix_nanos(r.created_unix_nanos);
+  out->set_started_unix_nanos(r.started_unix_nanos);
+  out->set_finished_unix_nanos(r.exit.finished_unix_nanos);
+  out->set_image_id(r.image_id);
+  out->set_cgroup_path(r.cgroup_path);
+}
+
+void ExitToProto(const ExitRecord& exit, absl::string_view error, v1::ExitStatus* out) {
+  out->set_exit_code(exit.exit_code);
+  out->set_signal(exit.signal);
+  out->set_oom_killed(exit.oom_killed);
+  out->set_finished_unix_nanos(exit.finished_unix_nanos);
+  out->set_error(std::string(error));
+}
+
+void OutputToProto(const LogRecord& record, v1::OutputChunk* out) {
+  out->set_stream(record.stream == OutputStream::kStdout ? v1::OutputChunk::STREAM_STDOUT
+                                                         : v1::OutputChunk::STREAM_STDERR);
+  out->set_data(record.data);
+  out->set_timestamp_unix_nanos(record.unix_nanos);
+}
+
+}  // namespace nodeagent::runtime

@@ -1,0 +1,187 @@
+#include "services/runtime/grpc/runtime_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "services/common/grpc/status_convert.h"
+#include "services/common/log.h"
+#include "services/runtime/grpc/convert.h"
+
+namespace nodeagent::runtime {
+namespace {
+
+grpc::Status NotYet(absl::string_view rpc, absl::string_view issue) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      absl::StrCat(rpc, ": not implemented yet (", issue, ")"));
+}
+
+}  // namespace
+
+grpc::Status RuntimeServiceImpl::CreateContainer(grpc::ServerContext*,
+                                                 const v1::CreateContainerRequest* request,
+                                                 v1::CreateContainerResponse* response) {
+  auto record = manager_->Create(request->name(), ConfigFromProto(request->spec()));
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  ContainerToProto(*record, response->mutable_container());
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::StartContainer(grpc::ServerContext*,
+                                                const v1::StartContainerRequest* request,
+                                                v1::StartContainerResponse* response) {
+  auto record = manager_->Start(request->id());
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  ContainerToProto(*record, response->mutable_container());
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::RunContainer(
+    grpc::ServerContext* context, const v1::RunContainerRequest* request,
+    grpc::ServerWriter<v1::RunContainerResponse>* writer) {
+  auto created = manager_->Create(request->name(), ConfigFromProto(request->spec()));
+  if (!created.ok()) return ToGrpcStatus(created.status());
+  const std::string id = created->id;
+  const bool auto_remove = created->config.auto_remove;
+  auto cancelled = [context] { return context->IsCancelled(); };
+
+  auto started = manager_->Start(id);
+  if (!started.ok()) {
+    // The container exists but its process could not start: report it like an exit, with
+    // Docker's 125/126/127, so the client can tell this from a failure of the service.
+    auto record = manager_->Get(id);
+    v1::RunContainerResponse response;
+    if (record.ok()) {
+      ExitToProto(record->exit, started.status().message(), response.mutable_exit());
+    }
+    if (auto_remove) {
+      if (absl::Status s = manager_->Remove(id, true); !s.ok() && !absl::IsNotFound(s)) {
+        LogWarning("auto-remove %s: %s", id.substr(0, 12), s.ToString());
+      }
+    }
+    if (!record.ok()) return ToGrpcStatus(started.status());
+    writer->Write(response);
+    return grpc::Status::OK;
+  }
+  {
+    v1::RunContainerResponse response;
+    ContainerToProto(*started, response.mutable_started());
+    writer->Write(response);
+  }
+  absl::Status streamed = manager_->StreamOutput(
+      id, /*follow=*/true, /*tail=*/0,
+      [writer](const LogRecord& record) {
+        v1::RunContainerResponse response;
+        OutputToProto(record, response.mutable_output());
+        return writer->Write(response);
+      },
+      cancelled);
+  if (!streamed.ok()) return ToGrpcStatus(streamed);
+  auto exit = manager_->Wait(id, cancelled);
+  if (!exit.ok()) return ToGrpcStatus(exit.status());
+  if (auto_remove) {
+    // Also done by the exit monitor; whichever comes second finds nothing to do.
+    if (absl::Status s = manager_->Remove(id, false); !s.ok() && !absl::IsNotFound(s)) {
+      return ToGrpcStatus(s);
+    }
+  }
+  v1::RunContainerResponse response;
+  ExitToProto(*exit, "", response.mutable_exit());
+  writer->Write(response);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::ListContainers(grpc::ServerContext*,
+                                                const v1::ListContainersRequest* request,
+                                                v1::ListContainersResponse* response) {
+  for (const ContainerRecord& record : manager_->List(request->all())) {
+    ContainerToProto(record, response->add_containers());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::GetContainer(grpc::ServerContext*,
+                                              const v1::GetContainerRequest* request,
+                                              v1::GetContainerResponse* response) {
+  auto record = manager_->Get(request->id());
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  ContainerToProto(*record, response->mutable_container());
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::KillContainer(grpc::ServerContext*,
+                                               const v1::KillContainerRequest* request,
+                                               v1::KillContainerResponse*) {
+  int signal = request->signal() == 0 ? 9 : request->signal();
+  return ToGrpcStatus(manager_->Kill(request->id(), signal));
+}
+
+grpc::Status RuntimeServiceImpl::WaitContainer(grpc::ServerContext* context,
+                                               const v1::WaitContainerRequest* request,
+                                               v1::WaitContainerResponse* response) {
+  auto exit = manager_->Wait(request->id(), [context] { return context->IsCancelled(); });
+  if (!exit.ok()) return ToGrpcStatus(exit.status());
+  ExitToProto(*exit, "", response->mutable_exit());
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::RemoveContainer(grpc::ServerContext*,
+                                                 const v1::RemoveContainerRequest* request,
+                                                 v1::RemoveContainerResponse*) {
+  return ToGrpcStatus(manager_->Remove(request->id(), request->force()));
+}
+
+grpc::Status RuntimeServiceImpl::ContainerLogs(
+    grpc::ServerContext* context, const v1::ContainerLogsRequest* request,
+    grpc::ServerWriter<v1::ContainerLogsResponse>* writer) {
+  if (request->tail() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "tail must not be negative");
+  }
+  return ToGrpcStatus(manager_->StreamOutput(
+      request->id(), request->follow(), request->tail(),
+      [writer](const LogRecord& record) {
+        v1::ContainerLogsResponse response;
+        OutputToProto(record, response.mutable_output());
+        return writer->Write(response);
+      },
+      [context] { return context->IsCancelled(); }));
+}
+
+grpc::Status RuntimeServiceImpl::StopContainer(grpc::ServerContext*,
+                                               const v1::StopContainerRequest*,
+                                               v1::StopContainerResponse*) {
+  return NotYet("StopContainer", "container lifecycle, issue 3");
+}
+grpc::Status RuntimeServiceImpl::PauseContainer(grpc::ServerContext*,
+                                                const v1::PauseContainerRequest*,
+                                                v1::PauseContainerResponse*) {
+  return NotYet("PauseContainer", "container lifecycle, issue 3");
+}
+grpc::Status RuntimeServiceImpl::ResumeContainer(grpc::ServerContext*,
+                                                 const v1::ResumeContainerRequest*,
+                                                 v1::ResumeContainerResponse*) {
+  return NotYet("ResumeContainer", "container lifecycle, issue 3");
+}
+grpc::Status RuntimeServiceImpl::AttachContainer(
+    grpc::ServerContext*,
+    grpc::ServerReaderWriter<v1::AttachContainerResponse, v1::AttachContainerRequest>*) {
+  return NotYet("AttachContainer", "TTY and attach, issue 3");
+}
+grpc::Status RuntimeServiceImpl::ExecContainer(
+    grpc::ServerContext*,
+    grpc::ServerReaderWriter<v1::ExecContainerResponse, v1::ExecContainerRequest>*) {
+  return NotYet("ExecContainer", "exec, issue 3");
+}
+grpc::Status RuntimeServiceImpl::ListNamespaces(grpc::ServerContext*,
+                                                const v1::ListNamespacesRequest*,
+                                                v1::ListNamespacesResponse*) {
+  return NotYet("ListNamespaces", "introspection, issue 3");
+}
+grpc::Status RuntimeServiceImpl::ListMounts(grpc::ServerContext*, const v1::ListMountsRequest*,
+                                            v1::ListMountsResponse*) {
+  return NotYet("ListMounts", "introspection, issue 3");
+}
+grpc::Status RuntimeServiceImpl::WatchEvents(grpc::ServerContext*,
+                                             const v1::WatchEventsRequest*,
+                                             grpc::ServerWriter<v1::WatchEventsResponse>*) {
+  return NotYet("WatchEvents", "event stream, issue 6");
+}
+
+}  // namespace nodeagent::runtime

@@ -1,0 +1,23 @@
+#pragma once
+
+// Starts node-shim for a container bundle and reads its start report (shim_protocol.h).
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace nodeagent::runtime {
+
+struct LaunchedShim {
+  int shim_pid = 0;
+  int container_pid = 0;
+};
+
+// posix_spawn()s `shim_path --bundle <bundle>` in its own session with a clean signal mask,
+// fd 3 the start pipe. Returns once the container's first process has exec'd, or the error the
+// shim reported (the shim has then exited and left nothing running).
+absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std::string& bundle,
+                                        absl::Duration timeout);
+
+}  // namespace nodeagent::runtime
