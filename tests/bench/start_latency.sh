@@ -1,0 +1,116 @@
+#!/bin/bash
+# start_latency.sh - container start-to-exit latency of nodeagent beside its peers, in one run.
+#
+# Each round runs, in turn (so machine drift hits all alike):
+#   nodeagent  nodectl run --rm busybox true     (CLI -> runtime -> image -> node-shim -> exec)
+#   crun       crun run -b BUNDLE ID             (same busybox rootfs, /bin/true)
+#   runc       runc run -b BUNDLE ID
+#   unshare    unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot ROOTFS /bin/true
+# and prints medians plus the median of per-round ratios (absolute times on shared machines are
+# noise; ratios are the figure to compare).
+#
+# Needs root, bash >= 5, crun, runc, busybox-static and a build (NODECTL=build/bin/nodectl).
+# It starts its own node on private dirs under /var/tmp/nodeagent-bench and stops it at the end.
+# crun 1.8 refuses hybrid cgroup hosts whose cgroup2 holds a controller (here hugetlb); like
+# ../../../shared/bench/peers.sh the script then re-runs itself in a private mount namespace
+# with hugetlb bound to a v1 hierarchy, so every runtime is measured under the same setting.
+#
+# Usage: tests/bench/start_latency.sh [ROUNDS]   (default 30, after 3 warm-up rounds)
+set -u
+
+ROUNDS=${1:-30}
+WARMUP=3
+HERE=$(cd "$(dirname "$0")" && pwd)
+NODECTL=${NODECTL:-$HERE/../../build/bin/nodectl}
+TOP=/var/tmp/nodeagent-bench
+BUNDLE=$TOP/bundle
+ROOTFS=$BUNDLE/rootfs
+RUN_DIR=$TOP/run
+PREFIX=nabench-$$
+
+die() { echo "start_latency: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root"
+[ -n "${EPOCHREALTIME:-}" ] || die "needs bash >= 5"
+for b in crun runc unshare chroot; do command -v $b >/dev/null || die "missing $b"; done
+[ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
+[ -x "$NODECTL" ] || die "missing $NODECTL (build first)"
+
+if [ -z "${NABENCH_IN_NS:-}" ] && [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
+  export NABENCH_IN_NS=1
+  exec unshare -m --propagation private bash -c '
+    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || exit 1
+    bash "$0" "$@"; rc=$?
+    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+    exit $rc' "$0" "$@"
+fi
+
+# --- bundle for crun/runc: the same busybox the built-in image is made of ---------------
+if [ ! -x "$ROOTFS/bin/busybox" ] || [ ! -f "$BUNDLE/config.json" ]; then
+  rm -rf "$BUNDLE"
+  mkdir -p "$ROOTFS"/{bin,proc,sys,dev,tmp,etc} || die "cannot create $ROOTFS"
+  cp /bin/busybox "$ROOTFS/bin/busybox"
+  chroot "$ROOTFS" /bin/busybox --install -s /bin || die "busybox --install failed"
+  (cd "$BUNDLE" && crun spec) || die "crun spec failed"
+  sed -i -e 's/"terminal": true/"terminal": false/' \
+         -e 's/^\([[:space:]]*\)"sh"$/\1"\/bin\/true"/' \
+         -e 's/"readonly": true/"readonly": false/' "$BUNDLE/config.json"
+  grep -q '"/bin/true"' "$BUNDLE/config.json" || die "could not edit config.json"
+fi
+
+# --- our node ------------------------------------------------------------------------------
+na() { "$NODECTL" --run-dir "$RUN_DIR" "$@"; }
+cleanup() {
+  na down >/dev/null 2>&1
+  for d in /sys/fs/cgroup/*/nodeagent-bench /sys/fs/cgroup/nodeagent-bench; do
+    [ -d "$d" ] && rmdir "$d" 2>/dev/null
+  done
+  rm -rf --one-file-system "$TOP/state" "$TOP/log" "$RUN_DIR"
+}
+trap cleanup EXIT
+na up --root "$TOP/state" --log-dir "$TOP/log" --metrics-address "" \
+      --cgroup-parent nodeagent-bench >/dev/null || die "nodectl up failed (see $TOP/log)"
+na run --rm busybox true || die "nodeagent cannot run busybox true"
+
+declare -a T_nodeagent T_crun T_runc T_unshare
+run_one() {
+  local id=$PREFIX-$2 t0 t1
+  t0=$EPOCHREALTIME
+  case $1 in
+    nodeagent) na run --rm busybox /bin/true ;;
+    crun)      crun run -b "$BUNDLE" "c$id" ;;
+    runc)      runc run -b "$BUNDLE" "r$id" ;;
+    unshare)   unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot "$ROOTFS" /bin/true ;;
+  esac </dev/null >/dev/null 2>&1
+  t1=$EPOCHREALTIME
+  local us=$(( (${t1%.*} - ${t0%.*}) * 1000000 + 10#${t1#*.} - 10#${t0#*.} ))
+  eval "T_$1+=($us)"
+}
+
+for ((r = 1; r <= WARMUP + ROUNDS; r++)); do
+  for k in nodeagent crun runc unshare; do run_one $k $r; done
+done
+crun list 2>/dev/null | awk -v p="c$PREFIX-" 'index($1,p)==1{print $1}' | xargs -r -n1 crun delete -f
+runc list 2>/dev/null | awk -v p="r$PREFIX-" 'index($1,p)==1{print $1}' | xargs -r -n1 runc delete -f
+
+stats() {
+  shift $WARMUP
+  printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {
+    m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+    printf "median_ms=%.2f min_ms=%.2f max_ms=%.2f n=%d", m/1000, v[1]/1000, v[NR]/1000, NR }'
+}
+ratio() {
+  local -n a=$1 b=$2; local i
+  for ((i = WARMUP; i < ${#a[@]}; i++)); do echo "${a[i]} ${b[i]}"; done |
+    awk '{print $1/$2}' | sort -g | awk '{v[NR]=$1} END {
+      m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+      printf "median=%.3f min=%.3f max=%.3f n=%d", m, v[1], v[NR], NR }'
+}
+
+echo "nodeagent_run_rm_true   $(stats "${T_nodeagent[@]}")"
+echo "crun_run_true           $(stats "${T_crun[@]}")    # crun $(crun --version | awk 'NR==1{print $3}')"
+echo "runc_run_true           $(stats "${T_runc[@]}")    # runc $(runc --version | awk 'NR==1{print $3}')"
+echo "unshare_chroot_floor    $(stats "${T_unshare[@]}")"
+echo "ratio_nodeagent/crun    $(ratio T_nodeagent T_crun)"
+echo "ratio_nodeagent/runc    $(ratio T_nodeagent T_runc)"
+echo "ratio_nodeagent/unshare $(ratio T_nodeagent T_unshare)"
+echo "ratio_crun/unshare      $(ratio T_crun T_unshare)"
