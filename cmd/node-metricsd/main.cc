@@ -1,13 +1,13 @@
 // node-metricsd: the metrics service. Serves Prometheus /metrics over HTTP (prometheus-cpp)
 // and the MetricsService gRPC API; container metrics arrive with issue 6.
 
-#include <CLI/CLI.hpp>
-#include <memory>
-#include <string>
-
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
 
 #include "services/common/grpc/service_host.h"
 #include "services/common/log.h"

@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   app.add_option("--root", root, "State directory")->capture_default_str();
   app.add_option("--run-dir", run_dir, "Directory of the services' sockets")->capture_default_str();
   app.add_option("--listen", listen, "Also listen on this TCP address (e.g. 127.0.0.1:7701)");
-  app.add_option("--image-socket", image_socket, "Image service socket (default <run-dir>/image.sock)");
+  app.add_option("--image-socket", image_socket,
+                 "Image service socket (default <run-dir>/image.sock)");
   app.add_option("--shim", shim_path, "Path of node-shim")->capture_default_str();
   app.add_option("--cgroup-parent", cgroup_parent, "cgroup below which containers' cgroups go")
       ->capture_default_str();

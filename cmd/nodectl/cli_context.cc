@@ -41,15 +41,13 @@ std::unique_ptr<grpc::ClientContext> CliContext::Deadline(int seconds) {
   return context;
 }
 
-void PrintError(const std::string& message) {
-  std::cerr << "nodectl: " << message << std::endl;
-}
+void PrintError(const std::string& message) { std::cerr << "nodectl: " << message << std::endl; }
 
 void PrintError(const std::string& what, const grpc::Status& status, const std::string& service) {
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    PrintError(absl::StrCat(what, ": the ", service,
-                            " service is not reachable (is the node up? try `nodectl up`): ",
-                            status.error_message()));
+    PrintError(absl::StrCat(
+        what, ": the ", service,
+        " service is not reachable (is the node up? try `nodectl up`): ", status.error_message()));
     return;
   }
   PrintError(absl::StrCat(what, ": ", status.error_message()));

@@ -3,12 +3,12 @@
 // What every nodectl command shares: where the services are, stubs with deadlines, and how
 // errors and tables are printed.
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "nodeagent/v1/image.grpc.pb.h"
 #include "nodeagent/v1/metrics.grpc.pb.h"

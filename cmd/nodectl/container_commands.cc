@@ -1,12 +1,11 @@
 // nodectl run / create / start / ps / inspect / logs / kill / wait / rm.
 
+#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,15 +60,17 @@ std::string ToJson(const google::protobuf::Message& message) {
 std::string StatusText(const v1::Container& c) {
   switch (c.state()) {
     case v1::CONTAINER_STATE_RUNNING:
-      return absl::StrCat("Up ", HumanDuration(absl::ToUnixNanos(absl::Now()) -
-                                               c.started_unix_nanos()));
-    case v1::CONTAINER_STATE_PAUSED: return "Paused";
+      return absl::StrCat("Up ",
+                          HumanDuration(absl::ToUnixNanos(absl::Now()) - c.started_unix_nanos()));
+    case v1::CONTAINER_STATE_PAUSED:
+      return "Paused";
     case v1::CONTAINER_STATE_EXITED:
       return absl::StrCat("Exited (", c.exit_code(), ") ", HumanAgo(c.finished_unix_nanos()));
     case v1::CONTAINER_STATE_CREATED:
       return c.exit_code() != 0 ? absl::StrCat("Created (start failed: ", c.exit_code(), ")")
                                 : "Created";
-    default: return "Unknown";
+    default:
+      return "Unknown";
   }
 }
 
@@ -276,8 +277,7 @@ int Logs(CliContext& ctx, const LogsOptions& options) {
     std::string data = response.output().data();
     if (options.timestamps) {
       absl::Time t = absl::FromUnixNanos(response.output().timestamp_unix_nanos());
-      data = absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ ", t, absl::UTCTimeZone()),
-                          data);
+      data = absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ ", t, absl::UTCTimeZone()), data);
     }
     WriteAllTo(response.output().stream() == v1::OutputChunk::STREAM_STDERR ? STDERR_FILENO
                                                                             : STDOUT_FILENO,
@@ -409,9 +409,8 @@ void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_cod
   CLI::App* ps = app.add_subcommand("ps", "List containers");
   ps->add_flag("-a,--all", *ps_all, "Show all containers, not only running ones");
   ps->add_flag("-q,--quiet", *ps_quiet, "Only ids");
-  ps->callback([&context, exit_code, ps_all, ps_quiet] {
-    *exit_code = Ps(context, *ps_all, *ps_quiet);
-  });
+  ps->callback(
+      [&context, exit_code, ps_all, ps_quiet] { *exit_code = Ps(context, *ps_all, *ps_quiet); });
 
   CLI::App* inspect = app.add_subcommand("inspect", "Show containers as JSON");
   inspect->add_option("containers", *ids, "Containers")->required();
@@ -424,17 +423,15 @@ void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_cod
   logs->add_option("-n,--tail", logs_options->tail, "Only the last N records")
       ->check(CLI::NonNegativeNumber);
   logs->add_flag("-t,--timestamps", logs_options->timestamps, "Prefix each record with its time");
-  logs->callback([&context, exit_code, logs_options] {
-    *exit_code = Logs(context, *logs_options);
-  });
+  logs->callback(
+      [&context, exit_code, logs_options] { *exit_code = Logs(context, *logs_options); });
 
   auto signal_name = std::make_shared<std::string>("KILL");
   CLI::App* kill = app.add_subcommand("kill", "Send a signal to containers");
   kill->add_option("-s,--signal", *signal_name, "Signal name or number")->capture_default_str();
   kill->add_option("containers", *ids, "Containers")->required();
-  kill->callback([&context, exit_code, ids, signal_name] {
-    *exit_code = Kill(context, *ids, *signal_name);
-  });
+  kill->callback(
+      [&context, exit_code, ids, signal_name] { *exit_code = Kill(context, *ids, *signal_name); });
 
   CLI::App* wait = app.add_subcommand("wait", "Wait for containers to exit; print exit codes");
   wait->add_option("containers", *ids, "Containers")->required();

@@ -1,13 +1,12 @@
 // nodectl images / import.
 
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <iostream>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -111,7 +110,7 @@ void RegisterImageCommands(CLI::App& app, CliContext& context, int* exit_code) {
   import->add_option("--cmd", import_options->changes_cmd, "Default command of the image");
   import->callback([&context, exit_code, import_options] {
     *exit_code = Import(context, *import_options);
-  });
-}
+});
+}  // namespace nodeagent::nodectl
 
 }  // namespace nodeagent::nodectl

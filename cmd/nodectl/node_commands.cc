@@ -245,8 +245,7 @@ void RegisterNodeCommands(CLI::App& app, CliContext& context, int* exit_code) {
   CLI::App* up = app.add_subcommand("up", "Start the four services in the background");
   up->add_option("--root", up_options->root, "Base of the services' state directories")
       ->capture_default_str();
-  up->add_option("--log-dir", up_options->log_dir, "Where the services log")
-      ->capture_default_str();
+  up->add_option("--log-dir", up_options->log_dir, "Where the services log")->capture_default_str();
   up->add_option("--bin-dir", up_options->bin_dir,
                  "Where the service binaries are (default: beside nodectl)");
   up->add_option("--metrics-address", up_options->metrics_address,
@@ -262,9 +261,8 @@ void RegisterNodeCommands(CLI::App& app, CliContext& context, int* exit_code) {
   CLI::App* down = app.add_subcommand("down", "Stop the services (containers keep running)");
   down->add_option("-t,--timeout", *down_timeout, "Seconds to wait before SIGKILL")
       ->capture_default_str();
-  down->callback([&context, exit_code, down_timeout] {
-    *exit_code = Down(context, *down_timeout);
-  });
+  down->callback(
+      [&context, exit_code, down_timeout] { *exit_code = Down(context, *down_timeout); });
 
   CLI::App* status = app.add_subcommand("status", "Show each service's health");
   status->callback([&context, exit_code] { *exit_code = Status(context); });

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 
 namespace nodeagent::nodectl {
 namespace {

@@ -3,9 +3,8 @@
 // Minimal leveled logging to stderr (Debian's Abseil has no absl/log). One line per call,
 // written with a single write(2) so lines from threads never interleave.
 
-#include "absl/strings/string_view.h"
-
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 
 namespace nodeagent {
 

@@ -11,10 +11,10 @@
 #define NA_STATUS_CONCAT_(a, b) NA_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` (an absl::Status) is not OK.
-#define NA_RETURN_IF_ERROR(expr)                     \
-  do {                                               \
-    ::absl::Status na_status_ = (expr);              \
-    if (!na_status_.ok()) return na_status_;         \
+#define NA_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status na_status_ = (expr);      \
+    if (!na_status_.ok()) return na_status_; \
   } while (false)
 
 // `lhs = value of expr` (an absl::StatusOr<T>), or returns its error.

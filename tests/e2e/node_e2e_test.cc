@@ -2,15 +2,14 @@
 // --run-dir) driven through nodectl, exactly as a user would, plus a third-party gRPC client
 // (buf curl) for health and reflection. Runs as root against the real kernel.
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -137,7 +136,7 @@ TEST_F(NodeE2E, StdoutAndStderrStayApart) {
 }
 
 TEST_F(NodeE2E, PidOneAndPsSeesOnlyTheContainer) {
-  CommandResult run = Sh("echo pid=$$; ps -o pid,comm");
+  CommandResult run = Sh("echo pid=$$; ps -o pid,comm; true");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, HasSubstr("pid=1\n"));
   // Header + sh (pid 1) + ps itself, nothing from the host.
@@ -163,10 +162,9 @@ TEST_F(NodeE2E, HostMarkerFileIsUnreachable) {
   std::ofstream(marker) << "host secret\n";
   ASSERT_TRUE(Exists(marker));
   std::string script = absl::StrCat(
-      "for p in ", marker, " /proc/1/root", marker, " /proc/self/root", marker,
-      " ../../../../..", marker, "; do test -e $p && echo FOUND $p; done;",
-      " cd /; cd ../../..; test -e .", marker, " && echo FOUND dotdot;",
-      " grep -l 'host secret' -r /var /tmp /root 2>/dev/null; echo done");
+      "for p in ", marker, " /proc/1/root", marker, " /proc/self/root", marker, " ../../../../..",
+      marker, "; do test -e $p && echo FOUND $p; done;", " cd /; cd ../../..; test -e .", marker,
+      " && echo FOUND dotdot;", " grep -l 'host secret' -r /var /tmp /root 2>/dev/null; echo done");
   CommandResult run = Sh(script);
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, "done\n");
@@ -308,7 +306,9 @@ TEST_F(NodeE2E, ImportRootfsTarballAndRunIt) {
   // A plain rootfs tarball like the seed exercise's rootfs.tar, made from busybox-static.
   std::string dir = MakeTempDir(base_, "rootfs");
   ASSERT_EQ(RunCommand({"mkdir", "-p", dir + "/bin", dir + "/proc", dir + "/dev", dir + "/sys",
-                        dir + "/tmp", dir + "/etc"}).exit_code, 0);
+                        dir + "/tmp", dir + "/etc"})
+                .exit_code,
+            0);
   ASSERT_EQ(RunCommand({"cp", "/bin/busybox", dir + "/bin/busybox"}).exit_code, 0);
   ASSERT_EQ(symlink("busybox", (dir + "/bin/sh").c_str()), 0);
   ASSERT_EQ(symlink("busybox", (dir + "/bin/cat").c_str()), 0);
@@ -330,14 +330,17 @@ TEST_F(NodeE2E, ImportRootfsTarballAndRunIt) {
 }
 
 TEST_F(NodeE2E, LogsKeepOutputAfterExit) {
-  CommandResult run = Nodectl({"run", "--name", "talker", "busybox", "sh", "-c",
-                               "echo one; echo two >&2; echo three"});
+  CommandResult run = Nodectl(
+      {"run", "--name", "talker", "busybox", "sh", "-c", "echo one; echo two >&2; echo three"});
   ASSERT_EQ(run.exit_code, 0);
   CommandResult logs = Nodectl({"logs", "talker"});
   EXPECT_EQ(logs.out, "one\nthree\n");
   EXPECT_EQ(logs.err, "two\n");
-  CommandResult tail = Nodectl({"logs", "--tail", "1", "talker"});
-  EXPECT_EQ(tail.out, "three\n");
+  // --tail counts lines (stdout and stderr interleave in pipe-read order, so only stdout here).
+  ASSERT_EQ(Nodectl({"run", "--name", "counter", "busybox", "sh", "-c", "seq 1 5"}).exit_code, 0);
+  CommandResult tail = Nodectl({"logs", "--tail", "2", "counter"});
+  EXPECT_EQ(tail.out, "4\n5\n");
+  EXPECT_EQ(Nodectl({"rm", "counter"}).exit_code, 0);
   CommandResult ps = Nodectl({"ps", "-a"});
   EXPECT_THAT(ps.out, AllOf(HasSubstr("talker"), HasSubstr("Exited (0)")));
   EXPECT_EQ(Nodectl({"rm", "talker"}).exit_code, 0);
@@ -354,28 +357,28 @@ TEST_F(NodeE2E, NameClashIsRefused) {
 TEST_F(NodeE2E, HealthAndReflectionWithBufCurl) {
   for (const char* service : {"image", "runtime", "network", "metrics"}) {
     std::string socket = absl::StrCat(RunDir(), "/", service, ".sock");
-    CommandResult health = RunCommand(
-        {"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--unix-socket", socket,
-         "http://localhost/grpc.health.v1.Health/Check"});
+    CommandResult health =
+        RunCommand({"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--unix-socket",
+                    socket, "http://localhost/grpc.health.v1.Health/Check"});
     EXPECT_EQ(health.exit_code, 0) << service << ": " << health.err;
     EXPECT_THAT(health.out, HasSubstr("SERVING")) << service;
-    CommandResult list = RunCommand({"buf", "curl", "--protocol", "grpc",
-                                     "--http2-prior-knowledge", "--unix-socket", socket,
-                                     "--list-methods", "http://localhost"});
+    CommandResult list =
+        RunCommand({"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--unix-socket",
+                    socket, "--list-methods", "http://localhost"});
     EXPECT_EQ(list.exit_code, 0) << service << ": " << list.err;
     EXPECT_THAT(list.out, HasSubstr("nodeagent.v1.")) << service;
   }
   // A real call through reflection: the image service lists the built-in busybox image.
-  CommandResult images = RunCommand(
-      {"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--unix-socket",
-       RunDir() + "/image.sock", "http://localhost/nodeagent.v1.ImageService/ListImages"});
+  CommandResult images = RunCommand({"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+                                     "--unix-socket", RunDir() + "/image.sock",
+                                     "http://localhost/nodeagent.v1.ImageService/ListImages"});
   EXPECT_EQ(images.exit_code, 0) << images.err;
   EXPECT_THAT(images.out, HasSubstr("busybox:latest"));
   // And an UNIMPLEMENTED one says which later work fills it.
-  CommandResult pull = RunCommand(
-      {"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--unix-socket",
-       RunDir() + "/image.sock", "-d", "{\"ref\":\"x\"}",
-       "http://localhost/nodeagent.v1.ImageService/PullImage"});
+  CommandResult pull =
+      RunCommand({"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--unix-socket",
+                  RunDir() + "/image.sock", "-d", "{\"ref\":\"x\"}",
+                  "http://localhost/nodeagent.v1.ImageService/PullImage"});
   EXPECT_NE(pull.exit_code, 0);
   EXPECT_THAT(pull.err + pull.out, HasSubstr("unimplemented"));
 }

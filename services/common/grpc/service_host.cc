@@ -1,5 +1,8 @@
 #include "services/common/grpc/service_host.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,13 +12,10 @@
 #include <chrono>
 #include <cstring>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/support/server_interceptor.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "grpc/health/v1/health.pb.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
 #include "services/common/linux/unique_fd.h"
@@ -48,24 +48,42 @@ class RequestLogInterceptor : public grpc::experimental::Interceptor {
  private:
   static const char* CodeName(grpc::StatusCode code) {
     switch (code) {
-      case grpc::OK: return "OK";
-      case grpc::CANCELLED: return "CANCELLED";
-      case grpc::UNKNOWN: return "UNKNOWN";
-      case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-      case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-      case grpc::NOT_FOUND: return "NOT_FOUND";
-      case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
-      case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
-      case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-      case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-      case grpc::ABORTED: return "ABORTED";
-      case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
-      case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
-      case grpc::INTERNAL: return "INTERNAL";
-      case grpc::UNAVAILABLE: return "UNAVAILABLE";
-      case grpc::DATA_LOSS: return "DATA_LOSS";
-      case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
-      default: return "?";
+      case grpc::OK:
+        return "OK";
+      case grpc::CANCELLED:
+        return "CANCELLED";
+      case grpc::UNKNOWN:
+        return "UNKNOWN";
+      case grpc::INVALID_ARGUMENT:
+        return "INVALID_ARGUMENT";
+      case grpc::DEADLINE_EXCEEDED:
+        return "DEADLINE_EXCEEDED";
+      case grpc::NOT_FOUND:
+        return "NOT_FOUND";
+      case grpc::ALREADY_EXISTS:
+        return "ALREADY_EXISTS";
+      case grpc::PERMISSION_DENIED:
+        return "PERMISSION_DENIED";
+      case grpc::RESOURCE_EXHAUSTED:
+        return "RESOURCE_EXHAUSTED";
+      case grpc::FAILED_PRECONDITION:
+        return "FAILED_PRECONDITION";
+      case grpc::ABORTED:
+        return "ABORTED";
+      case grpc::OUT_OF_RANGE:
+        return "OUT_OF_RANGE";
+      case grpc::UNIMPLEMENTED:
+        return "UNIMPLEMENTED";
+      case grpc::INTERNAL:
+        return "INTERNAL";
+      case grpc::UNAVAILABLE:
+        return "UNAVAILABLE";
+      case grpc::DATA_LOSS:
+        return "DATA_LOSS";
+      case grpc::UNAUTHENTICATED:
+        return "UNAUTHENTICATED";
+      default:
+        return "?";
     }
   }
 
@@ -73,8 +91,7 @@ class RequestLogInterceptor : public grpc::experimental::Interceptor {
   absl::Time start_;
 };
 
-class RequestLogInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class RequestLogInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
@@ -132,6 +149,9 @@ absl::StatusOr<std::unique_ptr<ServiceHost>> ServiceHost::Start(
   if (absl::Status s = ClaimSocketPath(socket_path); !s.ok()) return s;
 
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's built-in health service carries no protobuf descriptor; touching ours links it in,
+  // so reflection can describe grpc.health.v1.Health too.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   grpc::ServerBuilder builder;

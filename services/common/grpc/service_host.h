@@ -4,11 +4,11 @@
 // directory and optionally on TCP, with grpc.health.v1.Health, server reflection and one log
 // line per request. Main threads call Run(), which returns after SIGTERM/SIGINT.
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,8 +27,8 @@ struct ServiceHostOptions {
 class ServiceHost {
  public:
   // Binds the socket(s) and starts serving `services` (not owned; they must outlive the host).
-  static absl::StatusOr<std::unique_ptr<ServiceHost>> Start(const ServiceHostOptions& options,
-                                                            const std::vector<grpc::Service*>& services);
+  static absl::StatusOr<std::unique_ptr<ServiceHost>> Start(
+      const ServiceHostOptions& options, const std::vector<grpc::Service*>& services);
   ~ServiceHost();
 
   // Blocks until SIGTERM or SIGINT, then shuts the server down (in-flight calls get a short

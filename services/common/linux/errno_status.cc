@@ -4,8 +4,6 @@
 
 namespace nodeagent::linux {
 
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  return absl::ErrnoToStatus(err, what);
-}
+absl::Status ErrnoStatus(int err, absl::string_view what) { return absl::ErrnoToStatus(err, what); }
 
 }  // namespace nodeagent::linux

@@ -1,9 +1,9 @@
 #pragma once
 
 #include <cerrno>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace nodeagent::linux {
 

@@ -5,11 +5,11 @@
 #include <sys/types.h>
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "services/common/linux/unique_fd.h"
 
 namespace nodeagent::linux {

@@ -7,8 +7,9 @@ namespace {
 
 grpc::Status NotYet(const std::string& rpc) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      rpc + ": not implemented yet (networks are issue 5); containers have "
-                            "loopback only for now");
+                      rpc +
+                          ": not implemented yet (networks are issue 5); containers have "
+                          "loopback only for now");
 }
 
 }  // namespace
@@ -18,8 +19,7 @@ grpc::Status NetworkServiceImpl::CreateNetwork(grpc::ServerContext*,
                                                v1::CreateNetworkResponse*) {
   return NotYet("CreateNetwork");
 }
-grpc::Status NetworkServiceImpl::ListNetworks(grpc::ServerContext*,
-                                              const v1::ListNetworksRequest*,
+grpc::Status NetworkServiceImpl::ListNetworks(grpc::ServerContext*, const v1::ListNetworksRequest*,
                                               v1::ListNetworksResponse*) {
   return NotYet("ListNetworks");
 }

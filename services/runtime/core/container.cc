@@ -11,13 +11,14 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kDefaultPath[] =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr char kDefaultPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 json MountsToJson(const std::vector<MountSpec>& mounts) {
   json out = json::array();
   for (const MountSpec& m : mounts) {
-    out.push_back({{"type", m.type}, {"source", m.source}, {"destination", m.destination},
+    out.push_back({{"type", m.type},
+                   {"source", m.source},
+                   {"destination", m.destination},
                    {"options", m.options}});
   }
   return out;
@@ -39,18 +40,20 @@ ContainerState StateFromName(const std::string& name) {
   return ContainerState::kCreated;
 }
 
-absl::string_view EnvKey(absl::string_view entry) {
-  return entry.substr(0, entry.find('='));
-}
+absl::string_view EnvKey(absl::string_view entry) { return entry.substr(0, entry.find('=')); }
 
 }  // namespace
 
 absl::string_view ContainerStateName(ContainerState state) {
   switch (state) {
-    case ContainerState::kCreated: return "created";
-    case ContainerState::kRunning: return "running";
-    case ContainerState::kPaused: return "paused";
-    case ContainerState::kExited: return "exited";
+    case ContainerState::kCreated:
+      return "created";
+    case ContainerState::kRunning:
+      return "running";
+    case ContainerState::kPaused:
+      return "paused";
+    case ContainerState::kExited:
+      return "exited";
   }
   return "unknown";
 }
@@ -153,9 +156,9 @@ absl::Status ValidateContainerName(absl::string_view name) {
     ok = ok && (absl::ascii_isalnum(ch) || ch == '_' || ch == '.' || ch == '-');
   }
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid container name \"", name,
-        "\": use letters, digits, '_', '.' and '-', starting with a letter or digit"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid container name \"", name,
+                     "\": use letters, digits, '_', '.' and '-', starting with a letter or digit"));
   }
   return absl::OkStatus();
 }
@@ -225,7 +228,7 @@ absl::StatusOr<ResolvedProcess> ResolveProcess(const ContainerConfig& config,
   for (const std::string& entry : config.env) set(entry);
   process.env = std::move(env);
 
-  process.cwd = !config.working_dir.empty()   ? config.working_dir
+  process.cwd = !config.working_dir.empty()  ? config.working_dir
                 : !image.working_dir.empty() ? image.working_dir
                                              : "/";
   return process;

@@ -17,6 +17,7 @@
 #include "services/common/log.h"
 #include "services/common/status_macros.h"
 #include "services/runtime/linux/dir_watch.h"
+#include "services/runtime/linux/exec_lookup.h"
 #include "services/runtime/linux/process_handle.h"
 #include "services/runtime/linux/shim_launcher.h"
 #include "services/runtime/linux/shim_protocol.h"
@@ -40,13 +41,6 @@ std::string RandomId() {
   return id;
 }
 
-// Docker's exit codes for a process that could not be started.
-int StartErrorExitCode(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kNotFound) return 127;
-  if (status.code() == absl::StatusCode::kPermissionDenied) return 126;
-  return 125;
-}
-
 ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
                           std::vector<std::string> cgroup_dirs) {
   ShimConfig shim;
@@ -67,6 +61,19 @@ ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
   return shim;
 }
 
+// One record per line ("a\nb" -> "a\n", "b"), each with the record's time and stream.
+std::vector<LogRecord> SplitLines(LogRecord record) {
+  std::vector<LogRecord> lines;
+  size_t start = 0;
+  while (start < record.data.size()) {
+    size_t end = record.data.find('\n', start);
+    end = end == std::string::npos ? record.data.size() : end + 1;
+    lines.push_back({record.unix_nanos, record.stream, record.data.substr(start, end - start)});
+    start = end;
+  }
+  return lines;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
@@ -78,10 +85,9 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
   NA_RETURN_IF_ERROR(linux::MakeDirs(absl::StrCat(options.root, "/containers"), 0711));
   auto manager =
       std::unique_ptr<ContainerManager>(new ContainerManager(options, snapshots, cgroups));
-  NA_ASSIGN_OR_RETURN(manager->monitor_,
-                      PidfdMonitor::Start([m = manager.get()](const std::string& id) {
-                        m->OnShimExit(id);
-                      }));
+  NA_ASSIGN_OR_RETURN(
+      manager->monitor_,
+      PidfdMonitor::Start([m = manager.get()](const std::string& id) { m->OnShimExit(id); }));
   NA_RETURN_IF_ERROR(manager->LoadAndReconcile());
   return manager;
 }
@@ -179,12 +185,12 @@ absl::Status ContainerManager::WatchShim(const ContainerRecord& record) {
 
 std::string ContainerManager::UniqueName() {
   static constexpr const char* kAdjectives[] = {
-      "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
-      "nifty", "proud", "quiet", "rapid", "sharp", "tidy", "vivid", "witty", "zesty", "bold"};
-  static constexpr const char* kNouns[] = {
-      "bohr", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "knuth", "lovelace",
-      "maxwell", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "volta",
-      "wozniak", "yalow", "zuse"};
+      "brave", "calm",  "eager", "fancy", "gentle", "happy", "jolly", "keen",  "lucid", "merry",
+      "nifty", "proud", "quiet", "rapid", "sharp",  "tidy",  "vivid", "witty", "zesty", "bold"};
+  static constexpr const char* kNouns[] = {"bohr",    "curie",  "darwin",  "euler",    "fermi",
+                                           "gauss",   "hopper", "knuth",   "lovelace", "maxwell",
+                                           "noether", "pascal", "ritchie", "shannon",  "thompson",
+                                           "turing",  "volta",  "wozniak", "yalow",    "zuse"};
   absl::BitGen gen;
   for (int attempt = 0;; ++attempt) {
     std::string name = absl::StrCat(kAdjectives[absl::Uniform(gen, 0u, 20u)], "_",
@@ -226,9 +232,9 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
   {
     absl::MutexLock lock(&mu_);
     if (!requested_name.empty() && names_.count(requested_name) > 0) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "container name \"", requested_name, "\" is already used by ",
-          names_[requested_name].substr(0, 12), "; remove it or pick another name"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("container name \"", requested_name, "\" is already used by ",
+                       names_[requested_name].substr(0, 12), "; remove it or pick another name"));
     }
     do {
       record.id = RandomId();
@@ -256,8 +262,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
   record.rootfs_mounts = std::move(rootfs.mounts);
   if (record.config.hostname.empty()) record.config.hostname = record.id.substr(0, 12);
   NA_ASSIGN_OR_RETURN(ResolvedProcess process,
-                      ResolveProcess(record.config, rootfs.image_defaults,
-                                     record.config.hostname));
+                      ResolveProcess(record.config, rootfs.image_defaults, record.config.hostname));
   record.process_args = std::move(process.args);
   record.process_env = std::move(process.env);
   record.process_cwd = std::move(process.cwd);
@@ -271,8 +276,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
     containers_[record.id] = entry;
   }
   created = true;
-  LogInfo("created container %s (%s) from %s", record.id.substr(0, 12), record.name,
-          config.image);
+  LogInfo("created container %s (%s) from %s", record.id.substr(0, 12), record.name, config.image);
   return record;
 }
 
@@ -307,10 +311,9 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
 
   auto cgroup_dirs = cgroups_->Create(record.id, record.config.limits);
   if (!cgroup_dirs.ok()) return fail(cgroup_dirs.status());
-  absl::Status written =
-      linux::WriteFileAtomic(absl::StrCat(bundle, "/", kShimConfigFile),
-                             SerializeShimConfig(MakeShimConfig(record, bundle, *cgroup_dirs)),
-                             0600);
+  absl::Status written = linux::WriteFileAtomic(
+      absl::StrCat(bundle, "/", kShimConfigFile),
+      SerializeShimConfig(MakeShimConfig(record, bundle, *cgroup_dirs)), 0600);
   if (!written.ok()) return fail(written);
   auto launched = LaunchShim(options_.shim_path, bundle, options_.start_timeout);
   if (!launched.ok()) return fail(launched.status());
@@ -348,7 +351,7 @@ void ContainerManager::OnShimExit(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
     if (entry->removed || entry->record.state != ContainerState::kRunning) return;
-    auto_remove = entry->record.config.auto_remove;
+    auto_remove = entry->record.config.auto_remove && entry->holds == 0;
   }
   FinishExit(entry);
   if (auto_remove) {
@@ -395,10 +398,10 @@ absl::Status ContainerManager::RemoveResources(const std::shared_ptr<Entry>& ent
     if (entry->removed) return absl::OkStatus();
     record = entry->record;
   }
-  NA_RETURN_IF_ERROR(Annotate(cgroups_->Destroy(record.id),
-                              absl::StrCat("remove container ", record.name)));
-  NA_RETURN_IF_ERROR(Annotate(snapshots_->Remove(record.id),
-                              absl::StrCat("remove container ", record.name)));
+  NA_RETURN_IF_ERROR(
+      Annotate(cgroups_->Destroy(record.id), absl::StrCat("remove container ", record.name)));
+  NA_RETURN_IF_ERROR(
+      Annotate(snapshots_->Remove(record.id), absl::StrCat("remove container ", record.name)));
   NA_RETURN_IF_ERROR(Annotate(linux::RemoveTree(BundleDir(record.id)),
                               absl::StrCat("remove container ", record.name)));
   absl::MutexLock lock(&mu_);
@@ -407,6 +410,29 @@ absl::Status ContainerManager::RemoveResources(const std::shared_ptr<Entry>& ent
   names_.erase(record.name);
   LogInfo("removed container %s (%s)", record.id.substr(0, 12), record.name);
   return absl::OkStatus();
+}
+
+absl::Status ContainerManager::Hold(const std::string& id) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(id));
+  absl::MutexLock lock(&mu_);
+  if (entry->removed) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+  ++entry->holds;
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::Release(const std::string& id) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(id));
+  absl::MutexLock op(&entry->op_mu);
+  bool remove_now;
+  {
+    absl::MutexLock lock(&mu_);
+    if (entry->holds > 0) --entry->holds;
+    bool ended =
+        entry->record.state == ContainerState::kExited ||
+        (entry->record.state == ContainerState::kCreated && !entry->record.start_error.empty());
+    remove_now = !entry->removed && entry->holds == 0 && entry->record.config.auto_remove && ended;
+  }
+  return remove_now ? RemoveResources(entry) : absl::OkStatus();
 }
 
 std::vector<ContainerRecord> ContainerManager::List(bool all) {
@@ -475,8 +501,8 @@ absl::Status ContainerManager::Remove(const std::string& ref, bool force) {
         if (entry->removed) return absl::NotFoundError(absl::StrCat("no such container: ", ref));
         record = entry->record;
       }
-      bool running = record.state == ContainerState::kRunning ||
-                     record.state == ContainerState::kPaused;
+      bool running =
+          record.state == ContainerState::kRunning || record.state == ContainerState::kPaused;
       if (!running) return RemoveResources(entry);
       if (!force) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -498,8 +524,7 @@ absl::Status ContainerManager::Remove(const std::string& ref, bool force) {
 }
 
 absl::Status ContainerManager::StreamOutput(const std::string& ref, bool follow, int tail,
-                                            const RecordSink& sink,
-                                            const CancelledFn& cancelled) {
+                                            const RecordSink& sink, const CancelledFn& cancelled) {
   NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
   std::string id;
   {
@@ -543,8 +568,11 @@ absl::Status ContainerManager::StreamOutput(const std::string& ref, bool follow,
         buffer.erase(0, decoded.consumed);
         for (LogRecord& record : decoded.records) {
           if (backlog && tail > 0) {
-            tail_records.push_back(std::move(record));
-            if (tail_records.size() > static_cast<size_t>(tail)) tail_records.pop_front();
+            // --tail counts lines, as Docker's does; a record can hold several.
+            for (LogRecord& line : SplitLines(std::move(record))) {
+              tail_records.push_back(std::move(line));
+              if (tail_records.size() > static_cast<size_t>(tail)) tail_records.pop_front();
+            }
           } else if (!sink(record)) {
             return absl::OkStatus();
           }

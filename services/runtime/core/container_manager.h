@@ -47,6 +47,12 @@ class ContainerManager {
   absl::StatusOr<ExitRecord> Wait(const std::string& ref, const CancelledFn& cancelled);
   absl::Status Remove(const std::string& ref, bool force);
 
+  // A hold keeps an auto-remove container (and its log) in place after it exits, so a caller
+  // streaming its output and exit status (the foreground `run`) never races the removal.
+  // Release drops the hold and removes the container if it has exited meanwhile.
+  absl::Status Hold(const std::string& id);
+  absl::Status Release(const std::string& id);
+
   // Sends the container's stored output (the last `tail` lines' records when tail > 0) to
   // `sink`; with `follow`, keeps sending until the container has exited and all is sent.
   absl::Status StreamOutput(const std::string& ref, bool follow, int tail, const RecordSink& sink,
@@ -54,9 +60,10 @@ class ContainerManager {
 
  private:
   struct Entry {
-    absl::Mutex op_mu;  // Serializes start/remove/exit handling of one container.
+    absl::Mutex op_mu;       // Serializes start/remove/exit handling of one container.
     ContainerRecord record;  // Guarded by ContainerManager::mu_.
     bool removed = false;    // Guarded by ContainerManager::mu_.
+    int holds = 0;           // Guarded by ContainerManager::mu_.
   };
 
   ContainerManager(ContainerManagerOptions options, SnapshotSource* snapshots,

@@ -5,10 +5,14 @@ namespace {
 
 v1::ContainerState StateToProto(ContainerState state) {
   switch (state) {
-    case ContainerState::kCreated: return v1::CONTAINER_STATE_CREATED;
-    case ContainerState::kRunning: return v1::CONTAINER_STATE_RUNNING;
-    case ContainerState::kPaused: return v1::CONTAINER_STATE_PAUSED;
-    case ContainerState::kExited: return v1::CONTAINER_STATE_EXITED;
+    case ContainerState::kCreated:
+      return v1::CONTAINER_STATE_CREATED;
+    case ContainerState::kRunning:
+      return v1::CONTAINER_STATE_RUNNING;
+    case ContainerState::kPaused:
+      return v1::CONTAINER_STATE_PAUSED;
+    case ContainerState::kExited:
+      return v1::CONTAINER_STATE_EXITED;
   }
   return v1::CONTAINER_STATE_UNSPECIFIED;
 }

@@ -14,8 +14,8 @@ constexpr auto kRemoveDeadline = std::chrono::seconds(60);
 
 absl::Status ImageServiceError(const grpc::Status& status, const std::string& socket) {
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return absl::UnavailableError(absl::StrCat("image service at \"", socket,
-                                               "\" is unavailable: ", status.error_message()));
+    return absl::UnavailableError(
+        absl::StrCat("image service at \"", socket, "\" is unavailable: ", status.error_message()));
   }
   return FromGrpcStatus(status);
 }

@@ -1,5 +1,6 @@
 #include "services/runtime/grpc/runtime_service.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc/status_convert.h"
 #include "services/common/log.h"
@@ -39,7 +40,13 @@ grpc::Status RuntimeServiceImpl::RunContainer(
   auto created = manager_->Create(request->name(), ConfigFromProto(request->spec()));
   if (!created.ok()) return ToGrpcStatus(created.status());
   const std::string id = created->id;
-  const bool auto_remove = created->config.auto_remove;
+  // Held until the exit status is read: an auto-remove must not take the log away first.
+  if (absl::Status held = manager_->Hold(id); !held.ok()) return ToGrpcStatus(held);
+  absl::Cleanup release = [this, &id] {
+    if (absl::Status s = manager_->Release(id); !s.ok() && !absl::IsNotFound(s)) {
+      LogWarning("release %s: %s", id.substr(0, 12), s.ToString());
+    }
+  };
   auto cancelled = [context] { return context->IsCancelled(); };
 
   auto started = manager_->Start(id);
@@ -47,16 +54,10 @@ grpc::Status RuntimeServiceImpl::RunContainer(
     // The container exists but its process could not start: report it like an exit, with
     // Docker's 125/126/127, so the client can tell this from a failure of the service.
     auto record = manager_->Get(id);
-    v1::RunContainerResponse response;
-    if (record.ok()) {
-      ExitToProto(record->exit, started.status().message(), response.mutable_exit());
-    }
-    if (auto_remove) {
-      if (absl::Status s = manager_->Remove(id, true); !s.ok() && !absl::IsNotFound(s)) {
-        LogWarning("auto-remove %s: %s", id.substr(0, 12), s.ToString());
-      }
-    }
     if (!record.ok()) return ToGrpcStatus(started.status());
+    std::move(release).Invoke();
+    v1::RunContainerResponse response;
+    ExitToProto(record->exit, started.status().message(), response.mutable_exit());
     writer->Write(response);
     return grpc::Status::OK;
   }
@@ -76,12 +77,8 @@ grpc::Status RuntimeServiceImpl::RunContainer(
   if (!streamed.ok()) return ToGrpcStatus(streamed);
   auto exit = manager_->Wait(id, cancelled);
   if (!exit.ok()) return ToGrpcStatus(exit.status());
-  if (auto_remove) {
-    // Also done by the exit monitor; whichever comes second finds nothing to do.
-    if (absl::Status s = manager_->Remove(id, false); !s.ok() && !absl::IsNotFound(s)) {
-      return ToGrpcStatus(s);
-    }
-  }
+  // With --rm, the container is gone before the client hears the exit status.
+  std::move(release).Invoke();
   v1::RunContainerResponse response;
   ExitToProto(*exit, "", response.mutable_exit());
   writer->Write(response);
@@ -178,8 +175,7 @@ grpc::Status RuntimeServiceImpl::ListMounts(grpc::ServerContext*, const v1::List
                                             v1::ListMountsResponse*) {
   return NotYet("ListMounts", "introspection, issue 3");
 }
-grpc::Status RuntimeServiceImpl::WatchEvents(grpc::ServerContext*,
-                                             const v1::WatchEventsRequest*,
+grpc::Status RuntimeServiceImpl::WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                                              grpc::ServerWriter<v1::WatchEventsResponse>*) {
   return NotYet("WatchEvents", "event stream, issue 6");
 }

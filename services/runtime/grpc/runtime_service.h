@@ -24,22 +24,18 @@ class RuntimeServiceImpl final : public v1::RuntimeService::Service {
                               v1::ListContainersResponse* response) override;
   grpc::Status GetContainer(grpc::ServerContext* context, const v1::GetContainerRequest* request,
                             v1::GetContainerResponse* response) override;
-  grpc::Status KillContainer(grpc::ServerContext* context,
-                             const v1::KillContainerRequest* request,
+  grpc::Status KillContainer(grpc::ServerContext* context, const v1::KillContainerRequest* request,
                              v1::KillContainerResponse* response) override;
-  grpc::Status WaitContainer(grpc::ServerContext* context,
-                             const v1::WaitContainerRequest* request,
+  grpc::Status WaitContainer(grpc::ServerContext* context, const v1::WaitContainerRequest* request,
                              v1::WaitContainerResponse* response) override;
   grpc::Status RemoveContainer(grpc::ServerContext* context,
                                const v1::RemoveContainerRequest* request,
                                v1::RemoveContainerResponse* response) override;
-  grpc::Status ContainerLogs(grpc::ServerContext* context,
-                             const v1::ContainerLogsRequest* request,
+  grpc::Status ContainerLogs(grpc::ServerContext* context, const v1::ContainerLogsRequest* request,
                              grpc::ServerWriter<v1::ContainerLogsResponse>* writer) override;
 
   // Later issues: these answer UNIMPLEMENTED with a message saying so.
-  grpc::Status StopContainer(grpc::ServerContext* context,
-                             const v1::StopContainerRequest* request,
+  grpc::Status StopContainer(grpc::ServerContext* context, const v1::StopContainerRequest* request,
                              v1::StopContainerResponse* response) override;
   grpc::Status PauseContainer(grpc::ServerContext* context,
                               const v1::PauseContainerRequest* request,
@@ -51,10 +47,9 @@ class RuntimeServiceImpl final : public v1::RuntimeService::Service {
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::AttachContainerResponse, v1::AttachContainerRequest>* stream)
       override;
-  grpc::Status ExecContainer(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::ExecContainerResponse, v1::ExecContainerRequest>* stream)
-      override;
+  grpc::Status ExecContainer(grpc::ServerContext* context,
+                             grpc::ServerReaderWriter<v1::ExecContainerResponse,
+                                                      v1::ExecContainerRequest>* stream) override;
   grpc::Status ListNamespaces(grpc::ServerContext* context,
                               const v1::ListNamespacesRequest* request,
                               v1::ListNamespacesResponse* response) override;

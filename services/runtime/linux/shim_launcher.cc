@@ -66,8 +66,8 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
   posix_spawnattr_setsigmask(&attr, &empty_mask);
   posix_spawnattr_setsigdefault(&attr, &default_signals);
   // Own session: a Ctrl-C at the terminal that started the node never reaches the shim.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETSID);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
 
   std::vector<std::string> args = {shim_path, "--bundle", bundle};
   std::vector<char*> argv;
@@ -106,8 +106,8 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
     return absl::InternalError(line);
   }
   if (report->empty()) {
-    return absl::InternalError(
-        absl::StrCat("node-shim \"", shim_path, "\" exited without a start report; see its stderr"));
+    return absl::InternalError(absl::StrCat("node-shim \"", shim_path,
+                                            "\" exited without a start report; see its stderr"));
   }
   return absl::InternalError(absl::StrCat("node-shim sent a bad start report: \"", *report, "\""));
 }

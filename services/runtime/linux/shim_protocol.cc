@@ -10,7 +10,9 @@ namespace {
 using nlohmann::json;
 
 json MountToJson(const ShimMount& m) {
-  return json{{"type", m.type}, {"source", m.source}, {"destination", m.destination},
+  return json{{"type", m.type},
+              {"source", m.source},
+              {"destination", m.destination},
               {"options", m.options}};
 }
 
@@ -38,11 +40,16 @@ std::string SerializeShimConfig(const ShimConfig& c) {
   for (const ShimMount& m : c.rootfs_mounts) rootfs.push_back(MountToJson(m));
   json mounts = json::array();
   for (const ShimMount& m : c.mounts) mounts.push_back(MountToJson(m));
-  json j{{"id", c.id},           {"bundle", c.bundle},
-         {"rootfs_mounts", rootfs}, {"readonly_rootfs", c.readonly_rootfs},
-         {"mounts", mounts},     {"hostname", c.hostname},
-         {"args", c.args},       {"env", c.env},
-         {"cwd", c.cwd},         {"cgroup_dirs", c.cgroup_dirs}};
+  json j{{"id", c.id},
+         {"bundle", c.bundle},
+         {"rootfs_mounts", rootfs},
+         {"readonly_rootfs", c.readonly_rootfs},
+         {"mounts", mounts},
+         {"hostname", c.hostname},
+         {"args", c.args},
+         {"env", c.env},
+         {"cwd", c.cwd},
+         {"cgroup_dirs", c.cgroup_dirs}};
   return j.dump(2);
 }
 
@@ -68,7 +75,9 @@ absl::StatusOr<ShimConfig> ParseShimConfig(absl::string_view text) {
 }
 
 std::string SerializeExitRecord(const ExitRecord& r) {
-  json j{{"exit_code", r.exit_code}, {"signal", r.signal}, {"oom_killed", r.oom_killed},
+  json j{{"exit_code", r.exit_code},
+         {"signal", r.signal},
+         {"oom_killed", r.oom_killed},
          {"finished_unix_nanos", r.finished_unix_nanos}};
   return j.dump();
 }

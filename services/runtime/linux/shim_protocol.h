@@ -38,28 +38,28 @@ inline constexpr int kShimStartPipeFd = 3;
 
 // One mount(2) call: mount(source, <target>, type, flags-from-options, data-from-options).
 struct ShimMount {
-  std::string type;         // "overlay", "bind", "tmpfs", "proc", ...
+  std::string type;  // "overlay", "bind", "tmpfs", "proc", ...
   std::string source;
-  std::string destination;  // Absolute path in the container; empty for the rootfs itself.
+  std::string destination;           // Absolute path in the container; empty for the rootfs itself.
   std::vector<std::string> options;  // "ro", "rbind", "rslave", "lowerdir=...", ...
 };
 
 struct ShimConfig {
   std::string id;
-  std::string bundle;                     // Absolute path of the container's directory.
-  std::vector<ShimMount> rootfs_mounts;   // Applied in order at <bundle>/rootfs.
+  std::string bundle;                    // Absolute path of the container's directory.
+  std::vector<ShimMount> rootfs_mounts;  // Applied in order at <bundle>/rootfs.
   bool readonly_rootfs = false;
-  std::vector<ShimMount> mounts;          // Extra mounts inside the rootfs, in order.
+  std::vector<ShimMount> mounts;  // Extra mounts inside the rootfs, in order.
   std::string hostname;
-  std::vector<std::string> args;          // argv; args[0] looked up in the container's PATH.
-  std::vector<std::string> env;           // KEY=VALUE.
+  std::vector<std::string> args;  // argv; args[0] looked up in the container's PATH.
+  std::vector<std::string> env;   // KEY=VALUE.
   std::string cwd = "/";
-  std::vector<std::string> cgroup_dirs;   // Host cgroup dirs the first process joins.
+  std::vector<std::string> cgroup_dirs;  // Host cgroup dirs the first process joins.
 };
 
 struct ExitRecord {
-  int exit_code = 0;      // 0-255, or 128+signal.
-  int signal = 0;         // Signal that ended the process, 0 if none.
+  int exit_code = 0;  // 0-255, or 128+signal.
+  int signal = 0;     // Signal that ended the process, 0 if none.
   bool oom_killed = false;
   int64_t finished_unix_nanos = 0;
 };

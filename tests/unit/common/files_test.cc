@@ -1,10 +1,9 @@
 #include "services/common/linux/files.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include "services/common/status_macros.h"
 

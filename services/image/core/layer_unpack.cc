@@ -1,0 +1,392 @@
+#include "services/image/core/layer_unpack.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <cerrno>
+#include <climits>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "services/common/log.h"
+#include "services/common/status_macros.h"
+#include "services/image/core/digest.h"
+#include "services/image/core/host_ops.h"
+
+namespace nodeagent::image {
+namespace {
+
+// How the tarball becomes a layer, in one streaming pass:
+//
+//   source bytes -> [outer archive_read: decompression filters + "raw" format]
+//                -> decompressed tar bytes, hashed here (the diff id)
+//                -> [inner archive_read: tar format] -> entries -> archive_write_disk
+//
+// The inner reader pulls from the outer one through a read callback, so the diff id is the
+// sha256 of exactly the uncompressed stream, computed while unpacking. The alternatives
+// were worse: spooling the input to a temp file and reading it twice doubles the disk I/O
+// of every import, and hashing the compressed bytes would give a digest that changes with
+// the compression level rather than the content.
+
+// Two 512-byte zero blocks end a tar archive.
+constexpr int64_t kEndOfArchiveBytes = 1024;
+
+// libarchive's "no errno" error number (ARCHIVE_ERRNO_MISC is not in its public header).
+constexpr int kArchiveErrnoMisc = -1;
+
+struct ReadArchiveDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+struct WriteArchiveDeleter {
+  void operator()(archive* a) const { archive_write_free(a); }
+};
+using ReadArchive = std::unique_ptr<archive, ReadArchiveDeleter>;
+using WriteArchive = std::unique_ptr<archive, WriteArchiveDeleter>;
+
+std::string ArchiveError(archive* a) {
+  const char* message = archive_error_string(a);
+  return message != nullptr ? message : "unknown libarchive error";
+}
+
+// Client data of the outer reader: the caller's byte source.
+struct SourceState {
+  const ByteSource* source = nullptr;
+  absl::Status error;
+  int64_t bytes = 0;
+};
+
+la_ssize_t ReadFromSource(archive* a, void* opaque, const void** buffer) {
+  auto* state = static_cast<SourceState*>(opaque);
+  absl::StatusOr<absl::string_view> chunk = (*state->source)();
+  if (!chunk.ok()) {
+    state->error = chunk.status();
+    archive_set_error(a, kArchiveErrnoMisc, "input stream failed");
+    return ARCHIVE_FATAL;
+  }
+  *buffer = chunk->data();
+  state->bytes += static_cast<int64_t>(chunk->size());
+  return static_cast<la_ssize_t>(chunk->size());
+}
+
+// Client data of the inner (tar) reader: the outer reader's decompressed output.
+struct DecompressedState {
+  archive* outer = nullptr;
+  Sha256 hasher;
+  int64_t bytes = 0;
+  // Zero bytes at the end of what was read so far: a whole tar ends with at least two zero
+  // blocks, which tells a complete archive from one cut at an entry boundary.
+  int64_t trailing_zeros = 0;
+  bool eof = false;
+  // libarchive's message when the outer stream failed (bad gzip, truncated xz, ...).
+  std::string error;
+};
+
+// Returns the next block of decompressed bytes (0 at the end), hashing it on the way.
+la_ssize_t NextDecompressedBlock(DecompressedState* state, const void** buffer) {
+  while (!state->eof) {
+    size_t size = 0;
+    la_int64_t offset = 0;
+    int r = archive_read_data_block(state->outer, buffer, &size, &offset);
+    if (r == ARCHIVE_EOF) {
+      state->eof = true;
+      break;
+    }
+    if (r < ARCHIVE_OK) {
+      state->error = ArchiveError(state->outer);
+      return ARCHIVE_FATAL;
+    }
+    if (size == 0) continue;
+    absl::string_view block(static_cast<const char*>(*buffer), size);
+    state->hasher.Update(block);
+    state->bytes += static_cast<int64_t>(size);
+    size_t last_nonzero = block.find_last_not_of('\0');
+    if (last_nonzero == absl::string_view::npos) {
+      state->trailing_zeros += static_cast<int64_t>(size);
+    } else {
+      state->trailing_zeros = static_cast<int64_t>(size - last_nonzero - 1);
+    }
+    return static_cast<la_ssize_t>(size);
+  }
+  return 0;
+}
+
+la_ssize_t ReadDecompressed(archive* a, void* opaque, const void** buffer) {
+  auto* state = static_cast<DecompressedState*>(opaque);
+  la_ssize_t n = NextDecompressedBlock(state, buffer);
+  if (n < 0) archive_set_error(a, kArchiveErrnoMisc, "%s", state->error.c_str());
+  return n;
+}
+
+absl::StatusOr<ReadArchive> OpenDecompressor(SourceState* source) {
+  ReadArchive outer(archive_read_new());
+  if (outer == nullptr) return absl::ResourceExhaustedError("archive_read_new failed");
+  // The compressions rootfs tarballs come in. Debian's libarchive decodes all of these
+  // in-process (it links zlib, libbz2, liblzma and libzstd).
+  for (auto support : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+                       archive_read_support_filter_xz, archive_read_support_filter_lzma,
+                       archive_read_support_filter_zstd}) {
+    if (support(outer.get()) < ARCHIVE_WARN) {
+      return absl::InternalError(absl::StrCat("libarchive: ", ArchiveError(outer.get())));
+    }
+  }
+  // "raw" hands back the decompressed stream as one pseudo-entry.
+  if (archive_read_support_format_raw(outer.get()) != ARCHIVE_OK ||
+      archive_read_open(outer.get(), source, nullptr, ReadFromSource, nullptr) != ARCHIVE_OK) {
+    return absl::InvalidArgumentError(absl::StrCat("input: ", ArchiveError(outer.get())));
+  }
+  archive_entry* entry = nullptr;
+  if (archive_read_next_header(outer.get(), &entry) != ARCHIVE_OK) {
+    return absl::InvalidArgumentError(absl::StrCat("input: ", ArchiveError(outer.get())));
+  }
+  return outer;
+}
+
+absl::StatusOr<WriteArchive> OpenDiskWriter() {
+  WriteArchive disk(archive_write_disk_new());
+  if (disk == nullptr) return absl::ResourceExhaustedError("archive_write_disk_new failed");
+  // No archive_write_disk_set_standard_lookup: owners are the numeric ids in the tar, never
+  // the host's idea of what a user name means.
+  //
+  // Note: libarchive briefly sets the process umask to 0 per entry to read it. Every file
+  // this service creates passes an explicit mode, so other threads are not affected.
+  constexpr int kFlags = ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+                         ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                         ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+  if (archive_write_disk_set_options(disk.get(), kFlags) != ARCHIVE_OK) {
+    return absl::InternalError(absl::StrCat("libarchive: ", ArchiveError(disk.get())));
+  }
+  return disk;
+}
+
+// Overlay metadata in a lower layer changes how overlayfs reads it (redirects, opaque dirs,
+// metacopy); only the store may write those, never a tarball.
+bool IsForbiddenXattr(absl::string_view name) {
+  return absl::StartsWith(name, "trusted.overlay.") || absl::StartsWith(name, "user.overlay.");
+}
+
+void DropForbiddenXattrs(archive_entry* entry, absl::string_view entry_path) {
+  if (archive_entry_xattr_count(entry) == 0) return;
+  std::vector<std::pair<std::string, std::string>> kept;
+  bool dropped = false;
+  archive_entry_xattr_reset(entry);
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  while (archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK) {
+    if (IsForbiddenXattr(name)) {
+      LogWarning("layer entry \"%s\": dropping xattr %s", entry_path, name);
+      dropped = true;
+      continue;
+    }
+    kept.emplace_back(name, std::string(static_cast<const char*>(value), size));
+  }
+  if (!dropped) return;
+  archive_entry_xattr_clear(entry);
+  for (const auto& [kept_name, kept_value] : kept) {
+    archive_entry_xattr_add_entry(entry, kept_name.c_str(), kept_value.data(), kept_value.size());
+  }
+}
+
+// The status for a failed write: the kernel's errno says whether the host or the tarball is
+// to blame. Host paths of the temporary directory are left out of the message.
+absl::Status WriteError(archive* disk, absl::string_view entry_path, const std::string& dir) {
+  std::string message = absl::StrReplaceAll(ArchiveError(disk), {{absl::StrCat(dir, "/"), ""}});
+  std::string text = absl::StrCat("entry \"", entry_path, "\": ", message);
+  switch (archive_errno(disk)) {
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(text);
+    case EIO:
+    case ENOMEM:
+    case EROFS:
+      return absl::InternalError(text);
+    default:
+      return absl::InvalidArgumentError(text);
+  }
+}
+
+class Unpacker {
+ public:
+  Unpacker(const ByteSource& source, std::string dir) : dir_(std::move(dir)) {
+    source_.source = &source;
+  }
+
+  absl::StatusOr<UnpackedLayer> Run() {
+    absl::Status status = Extract();
+    // The source's own error (a cancelled upload, say) explains any failure that follows it.
+    if (!source_.error.ok()) return Annotate(source_.error, "read input");
+    if (!decompressed_.error.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("input: ", decompressed_.error));
+    }
+    if (!status.ok()) return status;
+    UnpackedLayer layer;
+    layer.diff_id_hex = decompressed_.hasher.FinishHex();
+    layer.tar_bytes = decompressed_.bytes;
+    layer.input_bytes = source_.bytes;
+    layer.entries = entries_;
+    return layer;
+  }
+
+ private:
+  absl::Status Extract() {
+    absl::StatusOr<ReadArchive> outer = OpenDecompressor(&source_);
+    if (!outer.ok()) {
+      if (source_.bytes == 0 && source_.error.ok()) {
+        return absl::InvalidArgumentError("input is empty: want a tar archive");
+      }
+      return outer.status();
+    }
+    decompressed_.outer = outer->get();
+
+    ReadArchive tar(archive_read_new());
+    if (tar == nullptr) return absl::ResourceExhaustedError("archive_read_new failed");
+    if (archive_read_support_format_tar(tar.get()) != ARCHIVE_OK ||
+        archive_read_open(tar.get(), &decompressed_, nullptr, ReadDecompressed, nullptr) !=
+            ARCHIVE_OK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("not a tar archive: ", ArchiveError(tar.get())));
+    }
+    NA_ASSIGN_OR_RETURN(WriteArchive disk, OpenDiskWriter());
+
+    while (true) {
+      archive_entry* entry = nullptr;
+      int r = archive_read_next_header(tar.get(), &entry);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) {
+        if (entries_ == 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("not a tar archive: ", ArchiveError(tar.get())));
+        }
+        return absl::InvalidArgumentError(
+            absl::StrCat("after entry \"", last_entry_, "\": ", ArchiveError(tar.get())));
+      }
+      // ARCHIVE_WARN here is about header details (e.g. a charset hint); the entry is usable.
+      NA_RETURN_IF_ERROR(ExtractEntry(tar.get(), disk.get(), entry));
+      ++entries_;
+    }
+
+    // The tar reader stops at the end-of-archive blocks; the diff id covers the whole
+    // uncompressed stream, so hash what follows too.
+    const void* ignored = nullptr;
+    while (NextDecompressedBlock(&decompressed_, &ignored) > 0) {
+    }
+    if (!decompressed_.error.empty()) return absl::OkStatus();  // Reported by Run().
+    // libarchive (like GNU tar) accepts an archive that stops right after an entry; an
+    // upload cut there would pass for a smaller image, so the end marker is required.
+    // (Best effort: a last file whose data ends in 1 KiB of zeros looks like the marker.)
+    if (decompressed_.trailing_zeros < kEndOfArchiveBytes) {
+      return absl::InvalidArgumentError(
+          entries_ == 0
+              ? std::string("input is truncated: no end-of-archive blocks")
+              : absl::StrCat("input is truncated: no end-of-archive blocks after entry \"",
+                             last_entry_, "\""));
+    }
+
+    // Directory modes and times are applied last (a read-only directory must still take
+    // its files first).
+    if (archive_write_close(disk.get()) != ARCHIVE_OK) {
+      return WriteError(disk.get(), "(directory fixups)", dir_);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ExtractEntry(archive* tar, archive* disk, archive_entry* entry) {
+    const char* raw_path = archive_entry_pathname(entry);
+    if (raw_path == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("entry after \"", last_entry_, "\": no path"));
+    }
+    std::string entry_path = raw_path;
+    last_entry_ = entry_path;
+    NA_ASSIGN_OR_RETURN(std::string relative, SanitizeEntryPath(entry_path));
+
+    std::string target = relative.empty() ? dir_ : absl::StrCat(dir_, "/", relative);
+    if (relative.empty() && archive_entry_filetype(entry) != AE_IFDIR) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("entry \"", entry_path, "\": the layer root can only be a directory"));
+    }
+    // libarchive chdir()s into deep paths to shorten them; this process has other threads
+    // relying on the working directory, so such paths are refused instead.
+    if (target.size() >= PATH_MAX) {
+      return absl::InvalidArgumentError(absl::StrCat("entry \"", entry_path, "\": path too long"));
+    }
+    archive_entry_set_pathname(entry, target.c_str());
+
+    if (const char* raw_link = archive_entry_hardlink(entry); raw_link != nullptr) {
+      absl::StatusOr<std::string> link = SanitizeEntryPath(raw_link);
+      if (!link.ok() || link->empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "entry \"", entry_path, "\": hardlink target \"", raw_link, "\" escapes the layer"));
+      }
+      // libarchive checks this too (SECURE_SYMLINKS); checking here as well keeps the
+      // guarantee independent of the libarchive version.
+      if (absl::Status s = CheckNoSymlinksBeneath(dir_, *link); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "entry \"", entry_path, "\": hardlink target \"", raw_link, "\" ",
+            absl::IsNotFound(s) ? "is not in the layer" : "resolves through a symlink"));
+      }
+      std::string link_target = absl::StrCat(dir_, "/", *link);
+      if (link_target.size() >= PATH_MAX) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("entry \"", entry_path, "\": hardlink target too long"));
+      }
+      archive_entry_set_hardlink(entry, link_target.c_str());
+    }
+    DropForbiddenXattrs(entry, entry_path);
+
+    if (archive_write_header(disk, entry) != ARCHIVE_OK) {
+      return WriteError(disk, entry_path, dir_);
+    }
+    // libarchive zeroes the size of entries it opened no file for (links, directories).
+    if (archive_entry_size(entry) > 0) {
+      while (true) {
+        const void* block = nullptr;
+        size_t size = 0;
+        la_int64_t offset = 0;
+        int r = archive_read_data_block(tar, &block, &size, &offset);
+        if (r == ARCHIVE_EOF) break;
+        if (r != ARCHIVE_OK) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("entry \"", entry_path, "\": ", ArchiveError(tar)));
+        }
+        if (archive_write_data_block(disk, block, size, offset) < ARCHIVE_OK) {
+          return WriteError(disk, entry_path, dir_);
+        }
+      }
+    }
+    if (archive_write_finish_entry(disk) != ARCHIVE_OK) return WriteError(disk, entry_path, dir_);
+    return absl::OkStatus();
+  }
+
+  const std::string dir_;
+  SourceState source_;
+  DecompressedState decompressed_;
+  int64_t entries_ = 0;
+  std::string last_entry_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> SanitizeEntryPath(absl::string_view path) {
+  std::vector<absl::string_view> kept;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("entry \"", path, "\": path escapes the layer"));
+    }
+    kept.push_back(part);
+  }
+  return absl::StrJoin(kept, "/");
+}
+
+absl::StatusOr<UnpackedLayer> UnpackLayer(const ByteSource& source, const std::string& dir) {
+  return Unpacker(source, dir).Run();
+}
+
+}  // namespace nodeagent::image

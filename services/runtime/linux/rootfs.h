@@ -1,0 +1,30 @@
+#pragma once
+
+// Building the container's filesystem inside its new mount namespace, then entering it.
+// Runs in the cloned child before exec (container_init.cc), never in a multi-threaded process.
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "services/runtime/linux/shim_protocol.h"
+
+namespace nodeagent::runtime {
+
+// In the current (new) mount namespace:
+//  1. makes every mount a slave of the host's, so nothing done here propagates back;
+//  2. applies config.rootfs_mounts at <bundle>/rootfs (or binds that directory onto itself
+//     when there are none: pivot_root needs a mount point);
+//  3. mounts /proc, a minimal /dev (tmpfs with null zero full random urandom tty, devpts,
+//     shm, mqueue and the usual symlinks) and /sys (read-only), as Docker does;
+//  4. applies config.mounts, their destinations resolved inside the rootfs.
+// Returns the rootfs path for PivotRoot.
+absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config);
+
+// Makes `rootfs` the root and detaches the old root, the way crun does: no directory for the
+// old root is needed, so nothing is left to remove inside the container.
+absl::Status PivotRoot(const std::string& rootfs);
+
+// Makes the (already pivoted) root mount read-only; mounts below it keep their own flags.
+absl::Status RemountRootReadonly();
+
+}  // namespace nodeagent::runtime

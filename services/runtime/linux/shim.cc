@@ -1,0 +1,299 @@
+#include "services/runtime/linux/shim.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "services/common/linux/errno_status.h"
+#include "services/common/linux/files.h"
+#include "services/common/linux/unique_fd.h"
+#include "services/common/log.h"
+#include "services/common/status_macros.h"
+#include "services/runtime/core/log_format.h"
+#include "services/runtime/linux/cgroup_fs.h"
+#include "services/runtime/linux/cgroup_parse.h"
+#include "services/runtime/linux/shim_protocol.h"
+#include "services/runtime/linux/spawn.h"
+
+namespace nodeagent::runtime {
+namespace {
+
+using linux::LastErrnoStatus;
+using linux::UniqueFd;
+
+// Signals node-shim passes on to the container's first process rather than act on.
+constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+// Largest chunk of output stored as one record.
+constexpr size_t kReadChunk = 64 * 1024;
+
+int64_t UnixNanos() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string BundleFile(const std::string& bundle, const char* name) {
+  return absl::StrCat(bundle, "/", name);
+}
+
+// Write to a temporary file and rename: readers see all of the pid or none of it. No fsync:
+// after a host crash the pid means nothing anyway.
+absl::Status WritePidFile(const std::string& path, pid_t pid) {
+  std::string tmp = absl::StrCat(path, ".tmp");
+  NA_ASSIGN_OR_RETURN(UniqueFd fd, linux::OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+  absl::Status written = linux::WriteAll(fd.get(), absl::StrCat(pid, "\n"));
+  if (!written.ok()) return Annotate(written, absl::StrCat("write \"", tmp, "\""));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return LastErrnoStatus(absl::StrCat("rename \"", tmp, "\" -> \"", path, "\""));
+  }
+  return absl::OkStatus();
+}
+
+// The start pipe: one line, then closed (shim_protocol.h).
+class StartPipe {
+ public:
+  explicit StartPipe(int fd) : fd_(fd) {}
+
+  void ReportOk(pid_t pid) { Send(absl::StrCat("ok ", pid, "\n")); }
+  void ReportError(const absl::Status& status) {
+    LogError("start failed: %s", status.ToString());
+    Send(absl::StrCat("error ", static_cast<int>(status.code()), " ",
+                      absl::StrReplaceAll(status.message(), {{"\n", " "}}), "\n"));
+  }
+
+ private:
+  void Send(const std::string& line) {
+    // If the runtime is gone (EPIPE; SIGPIPE is ignored) the container still runs and the
+    // runtime finds it through init.pid when it comes back.
+    if (absl::Status s = linux::WriteAll(fd_.get(), line); !s.ok()) {
+      LogWarning("start pipe: %s", s.ToString());
+    }
+    fd_.Reset();
+  }
+
+  UniqueFd fd_;
+};
+
+// Everything up to the start of the container, with what it needs afterwards.
+struct Started {
+  ShimConfig config;
+  SpawnedContainer container;
+  UniqueFd log;
+  UniqueFd signals;
+};
+
+absl::StatusOr<ShimConfig> LoadConfig(const std::string& bundle) {
+  NA_ASSIGN_OR_RETURN(std::string text, linux::ReadFile(BundleFile(bundle, kShimConfigFile)));
+  NA_ASSIGN_OR_RETURN(ShimConfig config, ParseShimConfig(text));
+  if (config.bundle.empty()) config.bundle = bundle;
+  if (config.bundle != bundle) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config bundle \"", config.bundle, "\" is not --bundle \"", bundle, "\""));
+  }
+  return config;
+}
+
+absl::StatusOr<Started> Start(const std::string& bundle, const sigset_t& forwarded) {
+  // Leave the runtime's session so that its terminal's or group's signals do not reach us.
+  // The runtime may have made us a session leader already (POSIX_SPAWN_SETSID); started by
+  // hand from a job-control shell we lead a process group and cannot: that is only a warning.
+  if (::getsid(0) != ::getpid() && ::setsid() < 0) {
+    LogWarning("%s", LastErrnoStatus("setsid").ToString());
+  }
+  NA_RETURN_IF_ERROR(WritePidFile(BundleFile(bundle, kShimPidFile), ::getpid()));
+
+  Started s;
+  NA_ASSIGN_OR_RETURN(s.config, LoadConfig(bundle));
+  SetLogPrefix(absl::StrCat("node-shim ", s.config.id));
+  std::string rootfs = BundleFile(bundle, kRootfsDir);
+  if (::mkdir(rootfs.c_str(), 0755) != 0 && errno != EEXIST) {
+    return LastErrnoStatus(absl::StrCat("mkdir \"", rootfs, "\""));
+  }
+  NA_ASSIGN_OR_RETURN(s.log, linux::OpenFile(BundleFile(bundle, kContainerLogFile),
+                                             O_WRONLY | O_CREAT | O_APPEND, 0640));
+  int fd = ::signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) return LastErrnoStatus("signalfd");
+  s.signals.Reset(fd);
+
+  NA_ASSIGN_OR_RETURN(s.container, SpawnContainer(s.config));
+  if (absl::Status written = WritePidFile(BundleFile(bundle, kInitPidFile), s.container.pid);
+      !written.ok()) {
+    // An error report promises that nothing is left running.
+    KillAndReapChild(s.container.pidfd.get());
+    return written;
+  }
+  return s;
+}
+
+bool ReadOomKilled(const std::vector<std::string>& cgroup_dirs) {
+  for (const std::string& dir : cgroup_dirs) {
+    // v2 counts in memory.events, v1 in memory.oom_control; both "oom_kill N".
+    for (const char* file : {"memory.events", "memory.oom_control"}) {
+      auto text = ReadCgroupFile(dir, file);
+      if (!text.ok()) continue;
+      auto counters = ParseFlatKeyed(*text);
+      if (!counters.ok()) continue;
+      auto it = counters->find("oom_kill");
+      if (it != counters->end() && it->second > 0) return true;
+    }
+  }
+  return false;
+}
+
+// Stores the container's output and waits for its end.
+class Monitor {
+ public:
+  explicit Monitor(Started& s) : s_(s) {}
+
+  ExitRecord Run() {
+    struct pollfd fds[4];
+    while (!(exited_ && !s_.container.stdout_read && !s_.container.stderr_read)) {
+      // A negative fd is skipped by poll: streams at EOF, the pidfd after the exit.
+      fds[0] = {s_.container.stdout_read.get(), POLLIN, 0};
+      fds[1] = {s_.container.stderr_read.get(), POLLIN, 0};
+      fds[2] = {exited_ ? -1 : s_.container.pidfd.get(), POLLIN, 0};
+      fds[3] = {s_.signals.get(), POLLIN, 0};
+      if (::poll(fds, 4, -1) < 0) {
+        if (errno == EINTR) continue;
+        LogError("poll: %s", LastErrnoStatus("poll").ToString());
+        break;  // Cannot happen with valid fds; record what is known rather than spin.
+      }
+      if (fds[0].revents != 0) Drain(s_.container.stdout_read, OutputStream::kStdout);
+      if (fds[1].revents != 0) Drain(s_.container.stderr_read, OutputStream::kStderr);
+      if (fds[2].revents != 0) Reap();
+      if (fds[3].revents != 0) Forward();
+    }
+    if (!exited_) Reap();
+    record_.oom_killed = ReadOomKilled(s_.config.cgroup_dirs);
+    return record_;
+  }
+
+ private:
+  // One read, one record, one write(2) on the O_APPEND fd: readers never see half a record
+  // from a healthy writer. At EOF the stream is closed.
+  void Drain(UniqueFd& stream, OutputStream which) {
+    ssize_t n;
+    do {
+      n = ::read(stream.get(), buffer_, sizeof(buffer_));
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      if (n < 0) LogWarning("read container output: %s", LastErrnoStatus("read").ToString());
+      stream.Reset();
+      return;
+    }
+    std::string record =
+        EncodeLogRecord(UnixNanos(), which, absl::string_view(buffer_, static_cast<size_t>(n)));
+    absl::Status written = linux::WriteAll(s_.log.get(), record);
+    if (!written.ok() && !log_failed_) {
+      // Keep reading regardless, or the container would block on a full pipe.
+      LogError("write %s: %s (output is dropped until writes succeed again)", kContainerLogFile,
+               written.ToString());
+    }
+    log_failed_ = !written.ok();
+  }
+
+  void Reap() {
+    absl::StatusOr<siginfo_t> reaped = ReapChild(s_.container.pidfd.get());
+    record_.finished_unix_nanos = UnixNanos();
+    exited_ = true;
+    if (!reaped.ok()) {
+      // Only a broken invariant (it is our child) gets here: record an unknown end rather
+      // than success.
+      LogError("%s", reaped.status().ToString());
+      record_.exit_code = 255;
+      return;
+    }
+    if (reaped->si_code == CLD_EXITED) {
+      record_.exit_code = reaped->si_status;
+    } else {  // CLD_KILLED, CLD_DUMPED.
+      record_.signal = reaped->si_status;
+      record_.exit_code = 128 + reaped->si_status;
+    }
+  }
+
+  void Forward() {
+    struct signalfd_siginfo si;
+    while (::read(s_.signals.get(), &si, sizeof(si)) == sizeof(si)) {
+      if (exited_) continue;
+      // Through the pidfd: never a recycled pid.
+      if (::syscall(SYS_pidfd_send_signal, s_.container.pidfd.get(), si.ssi_signo, nullptr, 0) !=
+          0) {
+        LogWarning("forward signal %d: %s", si.ssi_signo,
+                   LastErrnoStatus("pidfd_send_signal").ToString());
+      }
+    }
+  }
+
+  Started& s_;
+  bool exited_ = false;
+  bool log_failed_ = false;
+  ExitRecord record_;
+  char buffer_[kReadChunk];
+};
+
+// fds 0-2 closed when we start would be reused by the pipes below and then clobbered by the
+// child's dup2 onto 0-2.
+void EnsureStdFds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int null_fd = ::open("/dev/null", O_RDWR);  // Lowest free fd: exactly `fd`.
+      if (null_fd != fd && null_fd >= 0) ::close(null_fd);
+    }
+  }
+}
+
+}  // namespace
+
+int RunShim(const std::string& bundle, int start_fd) {
+  // Block the forwarded signals first: until the container runs they wait in the signalfd
+  // instead of killing us. The child unblocks them before exec.
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int sig : kForwardedSignals) sigaddset(&forwarded, sig);
+  ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+  // A runtime that went away must not kill us through a write to its pipe. (The child
+  // resets every signal to its default before exec.)
+  ::signal(SIGPIPE, SIG_IGN);
+  EnsureStdFds();
+  SetLogPrefix("node-shim");
+
+  if (::fcntl(start_fd, F_SETFD, FD_CLOEXEC) != 0) {
+    LogError("fd %d (the start pipe): %s", start_fd, LastErrnoStatus("fcntl").ToString());
+    return 2;
+  }
+  StartPipe start_pipe(start_fd);
+  if (bundle.empty() || bundle[0] != '/') {
+    start_pipe.ReportError(absl::InvalidArgumentError(
+        absl::StrCat("--bundle \"", bundle, "\" is not an absolute path")));
+    return 1;
+  }
+  absl::StatusOr<Started> started = Start(bundle, forwarded);
+  if (!started.ok()) {
+    start_pipe.ReportError(started.status());
+    return 1;
+  }
+  start_pipe.ReportOk(started->container.pid);
+
+  ExitRecord record = Monitor(*started).Run();
+  absl::Status written =
+      linux::WriteFileAtomic(BundleFile(bundle, kExitFile), SerializeExitRecord(record));
+  if (!written.ok()) {
+    LogError("exit code %d not recorded: %s", record.exit_code, written.ToString());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace nodeagent::runtime
