@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "cmd/nodectl/commands.h"
+#include "cmd/nodectl/run_flags.h"
 #include "cmd/nodectl/signals.h"
 
 namespace nodeagent::nodectl {
@@ -24,6 +26,12 @@ struct RunOptions {
   std::string hostname;
   std::vector<std::string> env;
   std::string workdir;
+  std::string memory;
+  std::string cpus;
+  int cpu_percent = 0;
+  int64_t pids_limit = 0;
+  std::string cpuset_cpus;
+  std::vector<std::string> labels;
 };
 
 void WriteAllTo(int fd, const std::string& data) {
@@ -74,7 +82,8 @@ std::string StatusText(const v1::Container& c) {
   }
 }
 
-v1::ContainerSpec MakeSpec(const RunOptions& options, const std::vector<std::string>& positional) {
+absl::StatusOr<v1::ContainerSpec> MakeSpec(const RunOptions& options,
+                                           const std::vector<std::string>& positional) {
   v1::ContainerSpec spec;
   spec.set_image(positional[0]);
   for (size_t i = 1; i < positional.size(); ++i) spec.add_args(positional[i]);
@@ -83,6 +92,32 @@ v1::ContainerSpec MakeSpec(const RunOptions& options, const std::vector<std::str
   spec.set_hostname(options.hostname);
   spec.set_auto_remove(options.remove);
   spec.mutable_network()->set_mode("none");
+  v1::Resources* resources = spec.mutable_resources();
+  if (!options.memory.empty()) {
+    auto bytes = ParseMemoryBytes(options.memory);
+    if (!bytes.ok()) return bytes.status();
+    resources->set_memory_bytes(*bytes);
+  }
+  int host_cpus = static_cast<int>(std::thread::hardware_concurrency());
+  if (!options.cpus.empty() && options.cpu_percent != 0) {
+    return absl::InvalidArgumentError("--cpus and --cpu-percent are two ways to say one thing");
+  }
+  if (!options.cpus.empty() || options.cpu_percent != 0) {
+    auto quota = options.cpus.empty() ? CpuQuotaFromPercent(options.cpu_percent, host_cpus)
+                                      : CpuQuotaFromCpus(options.cpus, host_cpus);
+    if (!quota.ok()) return quota.status();
+    resources->set_cpu_quota_us(quota->quota_us);
+    resources->set_cpu_period_us(quota->period_us);
+  }
+  if (options.pids_limit < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--pids-limit ", options.pids_limit, " is negative"));
+  }
+  resources->set_pids_limit(options.pids_limit);
+  resources->set_cpuset_cpus(options.cpuset_cpus);
+  auto labels = ParseLabels(options.labels);
+  if (!labels.ok()) return labels.status();
+  spec.mutable_labels()->insert(labels->begin(), labels->end());
   return spec;
 }
 
@@ -91,7 +126,12 @@ int CreateAndMaybeStart(CliContext& ctx, const RunOptions& options,
   auto stub = ctx.Runtime();
   v1::CreateContainerRequest create;
   create.set_name(options.name);
-  *create.mutable_spec() = MakeSpec(options, positional);
+  auto spec = MakeSpec(options, positional);
+  if (!spec.ok()) {
+    PrintError(std::string(spec.status().message()));
+    return kExitRunError;
+  }
+  *create.mutable_spec() = *std::move(spec);
   v1::CreateContainerResponse created;
   auto context = CliContext::Deadline(120);
   grpc::Status status = stub->CreateContainer(context.get(), create, &created);
@@ -121,7 +161,12 @@ int RunForeground(CliContext& ctx, const RunOptions& options,
   auto stub = ctx.Runtime();
   v1::RunContainerRequest request;
   request.set_name(options.name);
-  *request.mutable_spec() = MakeSpec(options, positional);
+  auto spec = MakeSpec(options, positional);
+  if (!spec.ok()) {
+    PrintError(std::string(spec.status().message()));
+    return kExitRunError;
+  }
+  *request.mutable_spec() = *std::move(spec);
 
   // No deadline: the container runs as long as it runs. Signals end it instead.
   grpc::ClientContext context;
@@ -363,6 +408,14 @@ void AddRunFlags(CLI::App* cmd, RunOptions* options) {
       ->allow_extra_args(false);
   cmd->add_option("-w,--workdir", options->workdir, "Working directory inside the container");
   cmd->add_flag("--rm", options->remove, "Remove the container when it exits");
+  cmd->add_option("-m,--memory", options->memory, "Memory limit (bytes, or with k, m, g)");
+  cmd->add_option("--cpus", options->cpus, "CPU limit in CPUs (e.g. 0.5)");
+  cmd->add_option("--cpu-percent", options->cpu_percent, "CPU limit in percent of one CPU");
+  cmd->add_option("--pids-limit", options->pids_limit, "Maximum number of processes");
+  cmd->add_option("--cpuset-cpus", options->cpuset_cpus, "CPUs to run on (e.g. 0-1,3)");
+  cmd->add_option("-l,--label", options->labels, "Set a label (k=v)")
+      ->take_all()
+      ->allow_extra_args(false);
   // IMAGE and COMMAND...: everything from the first positional on belongs to the container.
   cmd->prefix_command();
 }

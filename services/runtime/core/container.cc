@@ -33,6 +33,22 @@ std::vector<MountSpec> MountsFromJson(const json& j) {
   return out;
 }
 
+json MappingsToJson(const std::vector<IdMapping>& mappings) {
+  json out = json::array();
+  for (const IdMapping& m : mappings) {
+    out.push_back({{"container_id", m.container_id}, {"host_id", m.host_id}, {"size", m.size}});
+  }
+  return out;
+}
+
+std::vector<IdMapping> MappingsFromJson(const json& j) {
+  std::vector<IdMapping> out;
+  for (const json& m : j) {
+    out.push_back({m.value("container_id", 0u), m.value("host_id", 0u), m.value("size", 0u)});
+  }
+  return out;
+}
+
 ContainerState StateFromName(const std::string& name) {
   if (name == "running") return ContainerState::kRunning;
   if (name == "paused") return ContainerState::kPaused;
@@ -78,7 +94,21 @@ std::string SerializeContainerRecord(const ContainerRecord& r) {
               {"stdin_open", c.stdin_open},
               {"auto_remove", c.auto_remove},
               {"read_only_rootfs", c.read_only_rootfs},
-              {"init", c.init}};
+              {"init", c.init},
+              {"user", c.user},
+              {"cap_add", c.cap_add},
+              {"cap_drop", c.cap_drop},
+              {"privileged", c.privileged},
+              {"seccomp_profile", c.seccomp_profile},
+              {"userns",
+               {{"mode", c.userns.mode},
+                {"uid_mappings", MappingsToJson(c.userns.uid_mappings)},
+                {"gid_mappings", MappingsToJson(c.userns.gid_mappings)}}},
+              {"ipc_mode", c.ipc_mode},
+              {"pid_mode", c.pid_mode},
+              {"init_prompt", c.init_prompt},
+              {"stop_signal", c.stop_signal},
+              {"stop_timeout_seconds", c.stop_timeout_seconds}};
   json j{{"id", r.id},
          {"name", r.name},
          {"config", config},
@@ -126,6 +156,26 @@ absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view text) {
     r.config.auto_remove = c.value("auto_remove", false);
     r.config.read_only_rootfs = c.value("read_only_rootfs", false);
     r.config.init = c.value("init", false);
+    r.config.user = c.value("user", "");
+    r.config.cap_add = c.value("cap_add", std::vector<std::string>{});
+    r.config.cap_drop = c.value("cap_drop", std::vector<std::string>{});
+    r.config.privileged = c.value("privileged", false);
+    r.config.seccomp_profile = c.value("seccomp_profile", "");
+    if (c.contains("userns")) {
+      const json& u = c.at("userns");
+      r.config.userns.mode = u.value("mode", "");
+      if (u.contains("uid_mappings")) {
+        r.config.userns.uid_mappings = MappingsFromJson(u.at("uid_mappings"));
+      }
+      if (u.contains("gid_mappings")) {
+        r.config.userns.gid_mappings = MappingsFromJson(u.at("gid_mappings"));
+      }
+    }
+    r.config.ipc_mode = c.value("ipc_mode", "");
+    r.config.pid_mode = c.value("pid_mode", "");
+    r.config.init_prompt = c.value("init_prompt", "");
+    r.config.stop_signal = c.value("stop_signal", 0);
+    r.config.stop_timeout_seconds = c.value("stop_timeout_seconds", 0);
     r.state = StateFromName(j.value("state", "created"));
     r.image_id = j.value("image_id", "");
     r.process_args = j.value("process_args", std::vector<std::string>{});

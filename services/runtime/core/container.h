@@ -22,7 +22,19 @@ struct MountSpec {
   std::vector<std::string> options;
 };
 
-// What the caller asks for; later issues fill mounts, limits and network.
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
+};
+
+struct UserNamespaceConfig {
+  std::string mode;  // "", "private" or "map".
+  std::vector<IdMapping> uid_mappings;
+  std::vector<IdMapping> gid_mappings;
+};
+
+// What the caller asks for.
 struct ContainerConfig {
   std::string image;
   std::vector<std::string> args;
@@ -38,6 +50,17 @@ struct ContainerConfig {
   bool auto_remove = false;
   bool read_only_rootfs = false;
   bool init = false;
+  std::string user;
+  std::vector<std::string> cap_add;
+  std::vector<std::string> cap_drop;
+  bool privileged = false;
+  std::string seccomp_profile;
+  UserNamespaceConfig userns;
+  std::string ipc_mode;
+  std::string pid_mode;
+  std::string init_prompt;
+  int stop_signal = 0;
+  int stop_timeout_seconds = 0;
 };
 
 enum class ContainerState { kCreated, kRunning, kPaused, kExited };

@@ -277,6 +277,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
   }
   created = true;
   LogInfo("created container %s (%s) from %s", record.id.substr(0, 12), record.name, config.image);
+  Publish("create", record);
   return record;
 }
 
@@ -329,6 +330,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
     record = entry->record;
   }
   if (absl::Status s = Persist(record); !s.ok()) LogWarning("%s", s.ToString());
+  Publish("start", record);
   if (absl::Status watched = WatchShim(record); !watched.ok()) {
     // The shim is already gone: the container ran and exited in the meantime.
     FinishExit(entry);
@@ -382,13 +384,18 @@ void ContainerManager::FinishExit(const std::shared_ptr<Entry>& entry) {
   }
   // Also ends anything the container left behind if its shim was killed.
   if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
-  absl::MutexLock lock(&mu_);
-  entry->record.state = ContainerState::kExited;
-  entry->record.exit = exit;
-  entry->record.pid = 0;
-  if (!error.empty()) entry->record.start_error = error;
-  if (absl::Status s = Persist(entry->record); !s.ok()) LogWarning("%s", s.ToString());
+  ContainerRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    entry->record.state = ContainerState::kExited;
+    entry->record.exit = exit;
+    entry->record.pid = 0;
+    if (!error.empty()) entry->record.start_error = error;
+    if (absl::Status s = Persist(entry->record); !s.ok()) LogWarning("%s", s.ToString());
+    record = entry->record;
+  }
   LogInfo("container %s exited with %d", id.substr(0, 12), exit.exit_code);
+  Publish("exit", record);
 }
 
 absl::Status ContainerManager::RemoveResources(const std::shared_ptr<Entry>& entry) {
@@ -404,12 +411,32 @@ absl::Status ContainerManager::RemoveResources(const std::shared_ptr<Entry>& ent
       Annotate(snapshots_->Remove(record.id), absl::StrCat("remove container ", record.name)));
   NA_RETURN_IF_ERROR(Annotate(linux::RemoveTree(BundleDir(record.id)),
                               absl::StrCat("remove container ", record.name)));
-  absl::MutexLock lock(&mu_);
-  entry->removed = true;
-  containers_.erase(record.id);
-  names_.erase(record.name);
+  {
+    absl::MutexLock lock(&mu_);
+    entry->removed = true;
+    containers_.erase(record.id);
+    names_.erase(record.name);
+  }
   LogInfo("removed container %s (%s)", record.id.substr(0, 12), record.name);
+  Publish("remove", record);
   return absl::OkStatus();
+}
+
+void ContainerManager::Publish(absl::string_view type, const ContainerRecord& record) {
+  events_.Publish({std::string(type), record, NowNanos()});
+}
+
+std::unique_ptr<EventHub::Subscription> ContainerManager::Watch(bool include_existing) {
+  // Snapshot and subscribe under mu_. A change made under mu_ is published just after mu_ is
+  // released, so a watcher may see an event repeat what its snapshot showed, but never misses one.
+  absl::MutexLock lock(&mu_);
+  std::vector<ContainerEvent> existing;
+  if (include_existing) {
+    for (const auto& [id, entry] : containers_) {
+      existing.push_back({"exists", entry->record, NowNanos()});
+    }
+  }
+  return events_.Subscribe(std::move(existing));
 }
 
 absl::Status ContainerManager::Hold(const std::string& id) {

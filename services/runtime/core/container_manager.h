@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "services/runtime/core/container.h"
+#include "services/runtime/core/event_hub.h"
 #include "services/runtime/core/log_format.h"
 #include "services/runtime/core/snapshot_source.h"
 #include "services/runtime/linux/cgroup_driver.h"
@@ -51,6 +52,9 @@ class ContainerManager {
   // streaming its output and exit status (the foreground `run`) never races the removal.
   // Release drops the hold and removes the container if it has exited meanwhile.
   absl::Status Hold(const std::string& id);
+  // Lifecycle events from now on; with `include_existing`, first an "exists" event for each
+  // container already known (subscribed before listing, so nothing falls in between).
+  std::unique_ptr<EventHub::Subscription> Watch(bool include_existing);
   absl::Status Release(const std::string& id);
 
   // Sends the container's stored output (the last `tail` lines' records when tail > 0) to
@@ -79,11 +83,13 @@ class ContainerManager {
   // Removes everything the container owns. Caller holds op_mu; the container is not running.
   absl::Status RemoveResources(const std::shared_ptr<Entry>& entry);
   absl::Status WatchShim(const ContainerRecord& record);
+  void Publish(absl::string_view type, const ContainerRecord& record);
 
   const ContainerManagerOptions options_;
   SnapshotSource* const snapshots_;
   CgroupDriver* const cgroups_;
   std::unique_ptr<PidfdMonitor> monitor_;
+  EventHub events_;
 
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> containers_ ABSL_GUARDED_BY(mu_);

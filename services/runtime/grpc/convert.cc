@@ -42,6 +42,23 @@ ContainerConfig ConfigFromProto(const v1::ContainerSpec& spec) {
   c.auto_remove = spec.auto_remove();
   c.read_only_rootfs = spec.read_only_rootfs();
   c.init = spec.init();
+  c.user = spec.user();
+  c.cap_add.assign(spec.cap_add().begin(), spec.cap_add().end());
+  c.cap_drop.assign(spec.cap_drop().begin(), spec.cap_drop().end());
+  c.privileged = spec.privileged();
+  c.seccomp_profile = spec.seccomp_profile();
+  c.userns.mode = spec.userns().mode();
+  for (const v1::IdMapping& m : spec.userns().uid_mappings()) {
+    c.userns.uid_mappings.push_back({m.container_id(), m.host_id(), m.size()});
+  }
+  for (const v1::IdMapping& m : spec.userns().gid_mappings()) {
+    c.userns.gid_mappings.push_back({m.container_id(), m.host_id(), m.size()});
+  }
+  c.ipc_mode = spec.ipc_mode();
+  c.pid_mode = spec.pid_mode();
+  c.init_prompt = spec.init_prompt();
+  c.stop_signal = spec.stop_signal();
+  c.stop_timeout_seconds = spec.stop_timeout_seconds();
   return c;
 }
 
@@ -71,6 +88,29 @@ void ConfigToProto(const ContainerConfig& c, v1::ContainerSpec* spec) {
   spec->set_auto_remove(c.auto_remove);
   spec->set_read_only_rootfs(c.read_only_rootfs);
   spec->set_init(c.init);
+  spec->set_user(c.user);
+  for (const std::string& cap : c.cap_add) spec->add_cap_add(cap);
+  for (const std::string& cap : c.cap_drop) spec->add_cap_drop(cap);
+  spec->set_privileged(c.privileged);
+  spec->set_seccomp_profile(c.seccomp_profile);
+  spec->mutable_userns()->set_mode(c.userns.mode);
+  for (const IdMapping& m : c.userns.uid_mappings) {
+    v1::IdMapping* out = spec->mutable_userns()->add_uid_mappings();
+    out->set_container_id(m.container_id);
+    out->set_host_id(m.host_id);
+    out->set_size(m.size);
+  }
+  for (const IdMapping& m : c.userns.gid_mappings) {
+    v1::IdMapping* out = spec->mutable_userns()->add_gid_mappings();
+    out->set_container_id(m.container_id);
+    out->set_host_id(m.host_id);
+    out->set_size(m.size);
+  }
+  spec->set_ipc_mode(c.ipc_mode);
+  spec->set_pid_mode(c.pid_mode);
+  spec->set_init_prompt(c.init_prompt);
+  spec->set_stop_signal(c.stop_signal);
+  spec->set_stop_timeout_seconds(c.stop_timeout_seconds);
 }
 
 void ContainerToProto(const ContainerRecord& r, v1::Container* out) {

@@ -175,9 +175,21 @@ grpc::Status RuntimeServiceImpl::ListMounts(grpc::ServerContext*, const v1::List
                                             v1::ListMountsResponse*) {
   return NotYet("ListMounts", "introspection, issue 3");
 }
-grpc::Status RuntimeServiceImpl::WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
-                                             grpc::ServerWriter<v1::WatchEventsResponse>*) {
-  return NotYet("WatchEvents", "event stream, issue 6");
+grpc::Status RuntimeServiceImpl::WatchEvents(grpc::ServerContext* context,
+                                             const v1::WatchEventsRequest* request,
+                                             grpc::ServerWriter<v1::WatchEventsResponse>* writer) {
+  std::unique_ptr<EventHub::Subscription> events = manager_->Watch(request->include_existing());
+  while (!context->IsCancelled()) {
+    auto event = events->Next(absl::Milliseconds(500));
+    if (!event.ok()) return ToGrpcStatus(event.status());
+    if (!event->has_value()) continue;
+    v1::WatchEventsResponse response;
+    response.set_type((*event)->type);
+    response.set_timestamp_unix_nanos((*event)->unix_nanos);
+    ContainerToProto((*event)->container, response.mutable_container());
+    if (!writer->Write(response)) break;
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace nodeagent::runtime

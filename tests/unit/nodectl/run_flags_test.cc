@@ -1,0 +1,54 @@
+#include "cmd/nodectl/run_flags.h"
+
+#include <gtest/gtest.h>
+
+namespace nodeagent::nodectl {
+namespace {
+
+TEST(ParseMemoryBytes, SuffixesAreBinary) {
+  EXPECT_EQ(*ParseMemoryBytes("64m"), 64 << 20);
+  EXPECT_EQ(*ParseMemoryBytes("64M"), 64 << 20);
+  EXPECT_EQ(*ParseMemoryBytes("1g"), 1LL << 30);
+  EXPECT_EQ(*ParseMemoryBytes("1.5g"), 3LL << 29);
+  EXPECT_EQ(*ParseMemoryBytes("8192k"), 8 << 20);
+  EXPECT_EQ(*ParseMemoryBytes("10485760"), 10 << 20);
+  EXPECT_EQ(*ParseMemoryBytes("64mb"), 64 << 20);
+}
+
+TEST(ParseMemoryBytes, RejectsNonsenseNamingIt) {
+  for (const char* bad : {"", "m", "-5m", "lots", "12x", "1k", "1e30g", "nan"}) {
+    auto parsed = ParseMemoryBytes(bad);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(parsed.status().message().find(bad), absl::string_view::npos) << bad;
+  }
+}
+
+TEST(CpuQuota, FromCpusAndPercent) {
+  auto half = CpuQuotaFromCpus("0.5", 2);
+  ASSERT_TRUE(half.ok());
+  EXPECT_EQ(half->quota_us, 50000);
+  EXPECT_EQ(half->period_us, 100000);
+  EXPECT_EQ(CpuQuotaFromCpus("2", 2)->quota_us, 200000);
+  EXPECT_EQ(CpuQuotaFromPercent(50, 2)->quota_us, 50000);
+  EXPECT_EQ(CpuQuotaFromPercent(150, 2)->quota_us, 150000);
+  EXPECT_FALSE(CpuQuotaFromCpus("0", 2).ok());
+  EXPECT_FALSE(CpuQuotaFromCpus("-1", 2).ok());
+  EXPECT_FALSE(CpuQuotaFromCpus("3", 2).ok());
+  EXPECT_FALSE(CpuQuotaFromCpus("0.001", 2).ok());
+  EXPECT_FALSE(CpuQuotaFromCpus("half", 2).ok());
+  EXPECT_FALSE(CpuQuotaFromPercent(0, 2).ok());
+  EXPECT_FALSE(CpuQuotaFromPercent(201, 2).ok());
+}
+
+TEST(ParseLabels, KeyValueAndBareKey) {
+  auto labels = ParseLabels({"app=web", "tier=", "flag", "eq=a=b"});
+  ASSERT_TRUE(labels.ok());
+  EXPECT_EQ(labels->at("app"), "web");
+  EXPECT_EQ(labels->at("tier"), "");
+  EXPECT_EQ(labels->at("flag"), "");
+  EXPECT_EQ(labels->at("eq"), "a=b");
+  EXPECT_FALSE(ParseLabels({"=v"}).ok());
+}
+
+}  // namespace
+}  // namespace nodeagent::nodectl
