@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -400,6 +401,54 @@ int Remove(CliContext& ctx, const std::vector<std::string>& ids, bool force) {
   return rc;
 }
 
+int Stop(CliContext& ctx, const std::vector<std::string>& ids, int timeout_seconds) {
+  auto stub = ctx.Runtime();
+  int rc = 0;
+  for (const std::string& id : ids) {
+    v1::StopContainerRequest request;
+    request.set_id(id);
+    request.set_timeout_seconds(timeout_seconds);
+    v1::StopContainerResponse response;
+    // The grace period plus time for SIGKILL to land.
+    auto context = CliContext::Deadline(std::max(timeout_seconds, 10) + 30);
+    grpc::Status status = stub->StopContainer(context.get(), request, &response);
+    if (!status.ok()) {
+      PrintError(absl::StrCat("stop ", id), status, "runtime");
+      rc = kExitFailure;
+      continue;
+    }
+    std::cout << id << "\n";
+  }
+  return rc;
+}
+
+int PauseOrUnpause(CliContext& ctx, const std::vector<std::string>& ids, bool pause) {
+  auto stub = ctx.Runtime();
+  int rc = 0;
+  for (const std::string& id : ids) {
+    auto context = CliContext::Deadline();
+    grpc::Status status;
+    if (pause) {
+      v1::PauseContainerRequest request;
+      request.set_id(id);
+      v1::PauseContainerResponse response;
+      status = stub->PauseContainer(context.get(), request, &response);
+    } else {
+      v1::ResumeContainerRequest request;
+      request.set_id(id);
+      v1::ResumeContainerResponse response;
+      status = stub->ResumeContainer(context.get(), request, &response);
+    }
+    if (!status.ok()) {
+      PrintError(absl::StrCat(pause ? "pause " : "unpause ", id), status, "runtime");
+      rc = kExitFailure;
+      continue;
+    }
+    std::cout << id << "\n";
+  }
+  return rc;
+}
+
 void AddRunFlags(CLI::App* cmd, RunOptions* options) {
   cmd->add_option("--name", options->name, "Container name");
   cmd->add_option("--hostname", options->hostname, "Container hostname");
@@ -489,6 +538,23 @@ void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_cod
   CLI::App* wait = app.add_subcommand("wait", "Wait for containers to exit; print exit codes");
   wait->add_option("containers", *ids, "Containers")->required();
   wait->callback([&context, exit_code, ids] { *exit_code = Wait(context, *ids); });
+
+  auto stop_timeout = std::make_shared<int>(-1);
+  CLI::App* stop = app.add_subcommand("stop", "Stop containers: stop signal, then SIGKILL");
+  stop->add_option("-t,--time", *stop_timeout,
+                   "Seconds to wait before SIGKILL (default: the container's, 10)");
+  stop->add_option("containers", *ids, "Containers")->required();
+  stop->callback([&context, exit_code, ids, stop_timeout] {
+    *exit_code = Stop(context, *ids, *stop_timeout);
+  });
+
+  CLI::App* pause = app.add_subcommand("pause", "Freeze all processes of containers");
+  pause->add_option("containers", *ids, "Containers")->required();
+  pause->callback([&context, exit_code, ids] { *exit_code = PauseOrUnpause(context, *ids, true); });
+  CLI::App* unpause = app.add_subcommand("unpause", "Thaw paused containers");
+  unpause->add_option("containers", *ids, "Containers")->required();
+  unpause->callback(
+      [&context, exit_code, ids] { *exit_code = PauseOrUnpause(context, *ids, false); });
 
   auto force = std::make_shared<bool>(false);
   CLI::App* rm = app.add_subcommand("rm", "Remove containers");

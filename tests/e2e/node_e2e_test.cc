@@ -14,98 +14,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "tests/e2e/node_fixture.h"
 #include "tests/support/subprocess.h"
 
 namespace nodeagent::testing {
 namespace {
 
+class NodeE2E : public NodeFixture {};
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return lstat(path.c_str(), &st) == 0;
-}
-
-// Mount points of the host (this test's mount namespace), as "mountpoint fstype" lines.
-std::set<std::string> HostMounts() {
-  std::set<std::string> out;
-  for (absl::string_view line : absl::StrSplit(ReadText("/proc/self/mountinfo"), '\n')) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    if (f.size() > 4) out.insert(f[4]);
-  }
-  return out;
-}
-
-// Directories of the given cgroup parent under every hierarchy on this host.
-std::vector<std::string> CgroupDirsOf(const std::string& parent) {
-  std::vector<std::string> dirs;
-  for (const char* c : {"memory", "cpu,cpuacct", "cpu", "cpuacct", "pids", "cpuset", "freezer",
-                        "blkio", "devices", "unified", ""}) {
-    std::string dir = absl::StrCat("/sys/fs/cgroup/", c, c[0] ? "/" : "", parent);
-    if (Exists(dir)) dirs.push_back(dir);
-  }
-  return dirs;
-}
-
-class NodeE2E : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    base_ = MakeTempDir("/var/tmp", "nodeagent-e2e");
-    cgroup_parent_ = absl::StrCat("nodeagent-e2e-", getpid());
-    CommandResult up = Nodectl({"up", "--root", base_ + "/state", "--log-dir", base_ + "/log",
-                                "--metrics-address", "", "--cgroup-parent", cgroup_parent_});
-    ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
-  }
-
-  static void TearDownTestSuite() {
-    // Whatever a failed test left running goes first, then the services.
-    CommandResult ids = Nodectl({"ps", "-a", "-q"});
-    for (absl::string_view id : absl::StrSplit(ids.out, '\n', absl::SkipEmpty())) {
-      Nodectl({"rm", "-f", std::string(id)});
-    }
-    CommandResult down = Nodectl({"down"});
-    EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
-    for (const std::string& dir : CgroupDirsOf(cgroup_parent_)) rmdir(dir.c_str());
-    RunCommand({"rm", "-rf", "--one-file-system", base_});
-  }
-
-  void TearDown() override {
-    // Every test leaves no container behind.
-    CommandResult ps = Nodectl({"ps", "-a", "-q"});
-    EXPECT_EQ(ps.out, "") << "containers left behind";
-  }
-
-  static CommandResult Nodectl(std::vector<std::string> args, const std::string& input = "") {
-    args.insert(args.begin(), {NODECTL_PATH, "--run-dir", RunDir()});
-    return RunCommand(args, input);
-  }
-  static std::string RunDir() { return base_ + "/run"; }
-  static std::string ImageRoot() { return base_ + "/state/image"; }
-  static std::string RuntimeRoot() { return base_ + "/state/runtime"; }
-
-  // `nodectl run --rm busybox sh -c SCRIPT`.
-  static CommandResult Sh(const std::string& script, std::vector<std::string> flags = {}) {
-    std::vector<std::string> args = {"run", "--rm"};
-    args.insert(args.end(), flags.begin(), flags.end());
-    args.insert(args.end(), {"busybox", "sh", "-c", script});
-    return Nodectl(args);
-  }
-
-  static std::string base_;
-  static std::string cgroup_parent_;
-};
-
-std::string NodeE2E::base_;
-std::string NodeE2E::cgroup_parent_;
 
 TEST_F(NodeE2E, StatusShowsAllServicesServing) {
   CommandResult status = Nodectl({"status"});

@@ -61,6 +61,11 @@ ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
   return shim;
 }
 
+// Running or paused: a process exists and a shim holds it.
+bool IsLive(ContainerState state) {
+  return state == ContainerState::kRunning || state == ContainerState::kPaused;
+}
+
 // One record per line ("a\nb" -> "a\n", "b"), each with the record's time and stream.
 std::vector<LogRecord> SplitLines(LogRecord record) {
   std::vector<LogRecord> lines;
@@ -88,6 +93,7 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
   NA_ASSIGN_OR_RETURN(
       manager->monitor_,
       PidfdMonitor::Start([m = manager.get()](const std::string& id) { m->OnShimExit(id); }));
+  NA_ASSIGN_OR_RETURN(manager->watches_, DirWatchHub::Start());
   NA_RETURN_IF_ERROR(manager->LoadAndReconcile());
   return manager;
 }
@@ -99,6 +105,7 @@ ContainerManager::ContainerManager(ContainerManagerOptions options, SnapshotSour
 ContainerManager::~ContainerManager() {
   // Stop exit callbacks before the maps they touch go away. Containers keep running.
   monitor_.reset();
+  watches_.reset();
 }
 
 std::string ContainerManager::BundleDir(const std::string& id) const {
@@ -134,7 +141,7 @@ absl::Status ContainerManager::LoadAndReconcile() {
       names_[entry->record.name] = id;
       containers_[id] = entry;
     }
-    if (entry->record.state == ContainerState::kRunning) running.push_back(entry);
+    if (IsLive(entry->record.state)) running.push_back(entry);
   }
 
   // cgroups of containers that no longer exist.
@@ -290,7 +297,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
     if (entry->removed) return absl::NotFoundError(absl::StrCat("no such container: ", ref));
     record = entry->record;
   }
-  if (record.state == ContainerState::kRunning || record.state == ContainerState::kPaused) {
+  if (IsLive(record.state)) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", record.name, " is already running"));
   }
@@ -352,7 +359,7 @@ void ContainerManager::OnShimExit(const std::string& id) {
   bool auto_remove;
   {
     absl::MutexLock lock(&mu_);
-    if (entry->removed || entry->record.state != ContainerState::kRunning) return;
+    if (entry->removed || !IsLive(entry->record.state)) return;
     auto_remove = entry->record.config.auto_remove && entry->holds == 0;
   }
   FinishExit(entry);
@@ -491,7 +498,7 @@ absl::Status ContainerManager::Kill(const std::string& ref, int signal) {
     absl::MutexLock lock(&mu_);
     record = entry->record;
   }
-  if (record.state != ContainerState::kRunning || record.pid <= 0) {
+  if (!IsLive(record.state) || record.pid <= 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", record.name, " is not running"));
   }
@@ -500,7 +507,112 @@ absl::Status ContainerManager::Kill(const std::string& ref, int signal) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", record.name, " is not running"));
   }
-  return Annotate(process->Signal(signal), absl::StrCat("kill container ", record.name));
+  NA_RETURN_IF_ERROR(
+      Annotate(process->Signal(signal), absl::StrCat("kill container ", record.name)));
+  if (record.state == ContainerState::kPaused && signal == SIGKILL) {
+    // Frozen tasks act on SIGKILL only once thawed.
+    NA_RETURN_IF_ERROR(cgroups_->Thaw(record.id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::Stop(const std::string& ref, int timeout_seconds) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  ContainerRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    record = entry->record;
+  }
+  if (!IsLive(record.state)) return absl::OkStatus();  // Already stopped, as Docker's stop.
+  if (timeout_seconds < 0) {
+    timeout_seconds =
+        record.config.stop_timeout_seconds > 0 ? record.config.stop_timeout_seconds : 10;
+  }
+  if (record.state == ContainerState::kPaused) {
+    // A frozen process cannot handle the stop signal; thaw it first, as Docker does.
+    NA_RETURN_IF_ERROR(Resume(record.id));
+  }
+  int stop_signal = record.config.stop_signal > 0 ? record.config.stop_signal : SIGTERM;
+  absl::Status signalled = Kill(record.id, stop_signal);
+  if (!signalled.ok() && !absl::IsFailedPrecondition(signalled)) return signalled;
+  absl::Time deadline = absl::Now() + absl::Seconds(timeout_seconds);
+  auto exited = Wait(record.id, [deadline] { return absl::Now() > deadline; });
+  if (exited.ok() || absl::IsNotFound(exited.status())) return absl::OkStatus();
+  if (!absl::IsCancelled(exited.status())) return exited.status();
+  LogInfo("container %s ignored signal %d for %ds; killing it", record.id.substr(0, 12),
+          stop_signal, timeout_seconds);
+  signalled = Kill(record.id, SIGKILL);
+  if (!signalled.ok() && !absl::IsFailedPrecondition(signalled)) return signalled;
+  absl::Time kill_deadline = absl::Now() + absl::Seconds(10);
+  exited = Wait(record.id, [kill_deadline] { return absl::Now() > kill_deadline; });
+  if (exited.ok() || absl::IsNotFound(exited.status())) return absl::OkStatus();
+  return absl::DeadlineExceededError(
+      absl::StrCat("container ", record.name, " did not exit after SIGKILL"));
+}
+
+absl::Status ContainerManager::Pause(const std::string& ref) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  absl::MutexLock op(&entry->op_mu);
+  ContainerRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    record = entry->record;
+  }
+  if (record.state == ContainerState::kPaused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is already paused"));
+  }
+  if (record.state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is not running"));
+  }
+  NA_RETURN_IF_ERROR(Annotate(cgroups_->Freeze(record.id), absl::StrCat("pause ", record.name)));
+  {
+    absl::MutexLock lock(&mu_);
+    entry->record.state = ContainerState::kPaused;
+    record = entry->record;
+  }
+  if (absl::Status s = Persist(record); !s.ok()) LogWarning("%s", s.ToString());
+  Publish("pause", record);
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::Resume(const std::string& ref) {
+  NA_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(ref));
+  absl::MutexLock op(&entry->op_mu);
+  ContainerRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    record = entry->record;
+  }
+  if (record.state != ContainerState::kPaused) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", record.name, " is not paused"));
+  }
+  NA_RETURN_IF_ERROR(Annotate(cgroups_->Thaw(record.id), absl::StrCat("unpause ", record.name)));
+  {
+    absl::MutexLock lock(&mu_);
+    // The exit monitor may have seen it die meanwhile; only a still-paused one runs again.
+    if (entry->record.state == ContainerState::kPaused)
+      entry->record.state = ContainerState::kRunning;
+    record = entry->record;
+  }
+  if (absl::Status s = Persist(record); !s.ok()) LogWarning("%s", s.ToString());
+  Publish("unpause", record);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ContainerManager::LivePid(const std::string& ref) {
+  NA_ASSIGN_OR_RETURN(ContainerRecord record, Get(ref));
+  if (!IsLive(record.state) || record.pid <= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is not running"));
+  }
+  return record.pid;
+}
+
+absl::StatusOr<std::vector<MountInfoEntry>> ContainerManager::Mounts(const std::string& ref) {
+  NA_ASSIGN_OR_RETURN(int pid, LivePid(ref));
+  return ReadMountInfo(pid);
 }
 
 absl::StatusOr<ExitRecord> ContainerManager::Wait(const std::string& ref,
@@ -528,8 +640,7 @@ absl::Status ContainerManager::Remove(const std::string& ref, bool force) {
         if (entry->removed) return absl::NotFoundError(absl::StrCat("no such container: ", ref));
         record = entry->record;
       }
-      bool running =
-          record.state == ContainerState::kRunning || record.state == ContainerState::kPaused;
+      bool running = IsLive(record.state);
       if (!running) return RemoveResources(entry);
       if (!force) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -562,10 +673,9 @@ absl::Status ContainerManager::StreamOutput(const std::string& ref, bool follow,
   const std::string log_path = absl::StrCat(bundle, "/", kContainerLogFile);
   const std::string exit_path = absl::StrCat(bundle, "/", kExitFile);
   // Watch before the first read, so no write between the read and the wait is missed.
-  std::optional<DirWatch> watch;
+  std::unique_ptr<DirWatch> watch;
   if (follow) {
-    NA_ASSIGN_OR_RETURN(DirWatch w, DirWatch::Open(bundle));
-    watch.emplace(std::move(w));
+    NA_ASSIGN_OR_RETURN(watch, watches_->Watch(bundle));
   }
   auto finished = [&]() {
     if (linux::PathExists(exit_path)) return true;
@@ -615,7 +725,7 @@ absl::Status ContainerManager::StreamOutput(const std::string& ref, bool follow,
     }
     if (done_before_read) return absl::OkStatus();
     if (cancelled && cancelled()) return absl::CancelledError("output stream cancelled");
-    NA_RETURN_IF_ERROR(watch->WaitForChange(kWaitSlice).status());
+    watch->WaitForChange(kWaitSlice);
   }
 }
 

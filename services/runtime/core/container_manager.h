@@ -19,7 +19,9 @@
 #include "services/runtime/core/log_format.h"
 #include "services/runtime/core/snapshot_source.h"
 #include "services/runtime/linux/cgroup_driver.h"
+#include "services/runtime/linux/dir_watch.h"
 #include "services/runtime/linux/pidfd_monitor.h"
+#include "services/runtime/linux/proc_info.h"
 
 namespace nodeagent::runtime {
 
@@ -46,6 +48,17 @@ class ContainerManager {
   absl::StatusOr<ContainerRecord> Get(const std::string& ref);
   absl::Status Kill(const std::string& ref, int signal);
   absl::StatusOr<ExitRecord> Wait(const std::string& ref, const CancelledFn& cancelled);
+  // Sends the stop signal (the container's, default SIGTERM), waits up to `timeout_seconds`
+  // (negative: the container's stop timeout, default 10) and then SIGKILLs. Stopping a
+  // stopped container succeeds.
+  absl::Status Stop(const std::string& ref, int timeout_seconds);
+  // Freezes / thaws the container's processes (cgroup freezer).
+  absl::Status Pause(const std::string& ref);
+  absl::Status Resume(const std::string& ref);
+
+  // Host PID of a running container's first process; FAILED_PRECONDITION when not running.
+  absl::StatusOr<int> LivePid(const std::string& ref);
+  absl::StatusOr<std::vector<MountInfoEntry>> Mounts(const std::string& ref);
   absl::Status Remove(const std::string& ref, bool force);
 
   // A hold keeps an auto-remove container (and its log) in place after it exits, so a caller
@@ -89,6 +102,7 @@ class ContainerManager {
   SnapshotSource* const snapshots_;
   CgroupDriver* const cgroups_;
   std::unique_ptr<PidfdMonitor> monitor_;
+  std::unique_ptr<DirWatchHub> watches_;
   EventHub events_;
 
   absl::Mutex mu_;

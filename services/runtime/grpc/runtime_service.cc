@@ -142,19 +142,19 @@ grpc::Status RuntimeServiceImpl::ContainerLogs(
 }
 
 grpc::Status RuntimeServiceImpl::StopContainer(grpc::ServerContext*,
-                                               const v1::StopContainerRequest*,
+                                               const v1::StopContainerRequest* request,
                                                v1::StopContainerResponse*) {
-  return NotYet("StopContainer", "container lifecycle, issue 3");
+  return ToGrpcStatus(manager_->Stop(request->id(), request->timeout_seconds()));
 }
 grpc::Status RuntimeServiceImpl::PauseContainer(grpc::ServerContext*,
-                                                const v1::PauseContainerRequest*,
+                                                const v1::PauseContainerRequest* request,
                                                 v1::PauseContainerResponse*) {
-  return NotYet("PauseContainer", "container lifecycle, issue 3");
+  return ToGrpcStatus(manager_->Pause(request->id()));
 }
 grpc::Status RuntimeServiceImpl::ResumeContainer(grpc::ServerContext*,
-                                                 const v1::ResumeContainerRequest*,
+                                                 const v1::ResumeContainerRequest* request,
                                                  v1::ResumeContainerResponse*) {
-  return NotYet("ResumeContainer", "container lifecycle, issue 3");
+  return ToGrpcStatus(manager_->Resume(request->id()));
 }
 grpc::Status RuntimeServiceImpl::AttachContainer(
     grpc::ServerContext*,
@@ -167,13 +167,51 @@ grpc::Status RuntimeServiceImpl::ExecContainer(
   return NotYet("ExecContainer", "exec, issue 3");
 }
 grpc::Status RuntimeServiceImpl::ListNamespaces(grpc::ServerContext*,
-                                                const v1::ListNamespacesRequest*,
-                                                v1::ListNamespacesResponse*) {
-  return NotYet("ListNamespaces", "introspection, issue 3");
+                                                const v1::ListNamespacesRequest* request,
+                                                v1::ListNamespacesResponse* response) {
+  int pid = request->pid();
+  if (request->target_case() == v1::ListNamespacesRequest::kContainer) {
+    auto live = manager_->LivePid(request->container());
+    if (!live.ok()) return ToGrpcStatus(live.status());
+    pid = *live;
+  } else if (pid <= 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "give a container or a PID greater than 0");
+  }
+  auto namespaces = ReadNamespaces(pid);
+  if (!namespaces.ok()) return ToGrpcStatus(namespaces.status());
+  auto host = ReadNamespaces(1);
+  response->set_pid(pid);
+  for (const NamespaceInode& ns : *namespaces) {
+    v1::Namespace* out = response->add_namespaces();
+    out->set_type(ns.type);
+    out->set_inode(ns.inode);
+    if (host.ok()) {
+      for (const NamespaceInode& h : *host) {
+        if (h.type == ns.type && h.inode == ns.inode) out->set_shared_with_host(true);
+      }
+    }
+  }
+  return grpc::Status::OK;
 }
-grpc::Status RuntimeServiceImpl::ListMounts(grpc::ServerContext*, const v1::ListMountsRequest*,
-                                            v1::ListMountsResponse*) {
-  return NotYet("ListMounts", "introspection, issue 3");
+
+grpc::Status RuntimeServiceImpl::ListMounts(grpc::ServerContext*,
+                                            const v1::ListMountsRequest* request,
+                                            v1::ListMountsResponse* response) {
+  auto mounts = manager_->Mounts(request->container());
+  if (!mounts.ok()) return ToGrpcStatus(mounts.status());
+  for (const MountInfoEntry& m : *mounts) {
+    v1::MountInfo* out = response->add_mounts();
+    out->set_target(m.target);
+    out->set_source(m.source);
+    out->set_fstype(m.fstype);
+    out->set_options(m.options);
+    out->set_propagation(m.propagation);
+    out->set_id(m.id);
+    out->set_parent_id(m.parent_id);
+    out->set_root(m.root);
+  }
+  return grpc::Status::OK;
 }
 grpc::Status RuntimeServiceImpl::WatchEvents(grpc::ServerContext* context,
                                              const v1::WatchEventsRequest* request,

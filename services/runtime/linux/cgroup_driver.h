@@ -40,6 +40,11 @@ class CgroupDriver {
   // removes the directories. A missing cgroup is not an error.
   virtual absl::Status Destroy(const std::string& container_id) = 0;
 
+  // Freezes every task of the container (pause) and returns once the kernel reports the
+  // cgroup frozen; Thaw undoes it. FAILED_PRECONDITION when the host has no freezer.
+  virtual absl::Status Freeze(const std::string& container_id) = 0;
+  virtual absl::Status Thaw(const std::string& container_id) = 0;
+
   // Container ids that have a cgroup below the parent (for reconciliation after a restart).
   virtual absl::StatusOr<std::vector<std::string>> ListContainerIds() const = 0;
 

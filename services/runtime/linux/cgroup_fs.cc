@@ -10,9 +10,11 @@
 #include <cerrno>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
 #include "services/common/linux/unique_fd.h"
@@ -198,6 +200,23 @@ absl::Status KillAndRemoveCgroups(const std::vector<std::string>& dirs, absl::Du
     }
     // Dying processes leave within a few milliseconds; cgroup v1 has no event to wait on, so
     // poll with a short, growing interval.
+    absl::SleepFor(std::min(backoff, deadline - absl::Now()));
+    backoff = std::min(backoff * 2, absl::Milliseconds(20));
+  }
+}
+
+absl::Status WaitForCgroupFile(const std::string& dir, absl::string_view file,
+                               absl::string_view wanted, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration backoff = absl::Microseconds(100);
+  while (true) {
+    NA_ASSIGN_OR_RETURN(std::string content, ReadCgroupFile(dir, file));
+    if (absl::StrContains(content, wanted)) return absl::OkStatus();
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("\"", dir, "/", file, "\" is \"", absl::StripAsciiWhitespace(content),
+                       "\", not \"", wanted, "\", after ", absl::FormatDuration(timeout)));
+    }
     absl::SleepFor(std::min(backoff, deadline - absl::Now()));
     backoff = std::min(backoff * 2, absl::Milliseconds(20));
   }

@@ -38,6 +38,11 @@ bool CgroupFileExists(const std::string& dir, absl::string_view file);
 // mkdir(path, 0755): true if made, false if it was there.
 absl::StatusOr<bool> MakeCgroupDir(const std::string& path);
 
+// Polls `file` in `dir` until it contains `wanted` (a line, or a substring of one), for state
+// files the kernel updates asynchronously (freezer.state, cgroup.events).
+absl::Status WaitForCgroupFile(const std::string& dir, absl::string_view file,
+                               absl::string_view wanted, absl::Duration timeout);
+
 // Names of the cgroups directly below `dir`.
 absl::StatusOr<std::vector<std::string>> ListChildCgroups(const std::string& dir);
 

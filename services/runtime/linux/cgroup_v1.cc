@@ -83,6 +83,18 @@ class CgroupV1Driver : public CgroupDriver {
     return KillAndRemoveCgroups(dirs, kCgroupDestroyTimeout);
   }
 
+  absl::Status Freeze(const std::string& id) override {
+    NA_ASSIGN_OR_RETURN(std::string dir, FreezerDir(id));
+    NA_RETURN_IF_ERROR(WriteCgroupFile(dir, "freezer.state", "FROZEN"));
+    // The write starts freezing; the state reads FREEZING until every task has stopped.
+    return WaitForCgroupFile(dir, "freezer.state", "FROZEN", kCgroupDestroyTimeout);
+  }
+
+  absl::Status Thaw(const std::string& id) override {
+    NA_ASSIGN_OR_RETURN(std::string dir, FreezerDir(id));
+    return WriteCgroupFile(dir, "freezer.state", "THAWED");
+  }
+
   absl::StatusOr<std::vector<std::string>> ListContainerIds() const override {
     // The union over hierarchies: a half-made or half-removed cgroup shows up too.
     std::set<std::string> ids;
@@ -102,6 +114,14 @@ class CgroupV1Driver : public CgroupDriver {
   }
 
  private:
+  absl::StatusOr<std::string> FreezerDir(const std::string& id) const {
+    NA_RETURN_IF_ERROR(ValidateCgroupName(id));
+    for (const Hierarchy& h : hierarchies_) {
+      if (h.Has("freezer")) return absl::StrCat(h.mount_point, "/", parent_, "/", id);
+    }
+    return absl::FailedPreconditionError("cgroup v1: this host has no freezer hierarchy");
+  }
+
   // Makes <mount point>/<parent> level by level. In the cpuset hierarchy a new cgroup starts
   // with empty cpuset.cpus and cpuset.mems and no task may join it until both are set, so
   // each level copies them from the level above.

@@ -87,6 +87,23 @@ class CgroupV2Driver : public CgroupDriver {
     return KillAndRemoveCgroups({dir}, kCgroupDestroyTimeout);
   }
 
+  absl::Status Freeze(const std::string& id) override {
+    NA_RETURN_IF_ERROR(ValidateCgroupName(id));
+    std::string dir = Dir(id);
+    if (!CgroupFileExists(dir, "cgroup.freeze")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cgroup v2: \"", dir, "\" has no cgroup.freeze (kernel older than 5.2)"));
+    }
+    NA_RETURN_IF_ERROR(WriteCgroupFile(dir, "cgroup.freeze", "1"));
+    // cgroup.events says "frozen 1" once every task has stopped.
+    return WaitForCgroupFile(dir, "cgroup.events", "frozen 1", kCgroupDestroyTimeout);
+  }
+
+  absl::Status Thaw(const std::string& id) override {
+    NA_RETURN_IF_ERROR(ValidateCgroupName(id));
+    return WriteCgroupFile(Dir(id), "cgroup.freeze", "0");
+  }
+
   absl::StatusOr<std::vector<std::string>> ListContainerIds() const override {
     auto children = ListChildCgroups(absl::StrCat(root_, "/", parent_));
     if (absl::IsNotFound(children.status())) return std::vector<std::string>{};
