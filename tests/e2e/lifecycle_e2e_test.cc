@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -109,7 +110,9 @@ TEST_F(LifecycleE2E, NamespacesByInodeLikeLsns) {
   }
   std::vector<std::string> lines = absl::StrSplit(ns.out, '\n');
   for (const std::string& line : lines) {
-    if (absl::StartsWith(line, "user ")) EXPECT_THAT(line, HasSubstr("host"));
+    if (absl::StartsWith(line, "user ")) {
+      EXPECT_THAT(line, HasSubstr("host"));
+    }
     if (absl::StartsWith(line, "pid ") || absl::StartsWith(line, "mnt ")) {
       EXPECT_THAT(line, HasSubstr("own"));
     }
@@ -173,7 +176,9 @@ TEST_F(LifecycleE2E, RuntimeRestartLosesNothing) {
   EXPECT_EQ(Nodectl({"logs", "survivor"}).out, "before\n");
   EXPECT_EQ(Nodectl({"logs", "quitter"}).out, "bye\n");
   EXPECT_FALSE(Exists(RuntimeRoot() + "/containers/" + orphan));
-  if (made_cgroup) EXPECT_FALSE(Exists(orphan_cgroup));
+  if (made_cgroup) {
+    EXPECT_FALSE(Exists(orphan_cgroup));
+  }
   // Still controllable.
   EXPECT_EQ(Nodectl({"kill", "survivor"}).exit_code, 0);
   EXPECT_EQ(Nodectl({"wait", "survivor"}).out, "137\n");

@@ -180,7 +180,7 @@ grpc::Status RuntimeServiceImpl::ListNamespaces(grpc::ServerContext*,
   }
   auto namespaces = ReadNamespaces(pid);
   if (!namespaces.ok()) return ToGrpcStatus(namespaces.status());
-  auto host = ReadNamespaces(1);
+  auto host = ReadOwnNamespaces();
   response->set_pid(pid);
   for (const NamespaceInode& ns : *namespaces) {
     v1::Namespace* out = response->add_namespaces();

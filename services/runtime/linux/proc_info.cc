@@ -39,6 +39,10 @@ std::string Unescape(absl::string_view field) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<NamespaceInode>> ReadOwnNamespaces() {
+  return ReadNamespaces(::getpid());
+}
+
 absl::StatusOr<std::vector<NamespaceInode>> ReadNamespaces(int pid) {
   static constexpr const char* kTypes[] = {"mnt", "net",  "pid",    "uts",
                                            "ipc", "user", "cgroup", "time"};

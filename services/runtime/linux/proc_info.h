@@ -19,6 +19,9 @@ struct NamespaceInode {
 
 // readlink(/proc/PID/ns/TYPE) for every type the kernel has; NOT_FOUND if the process is gone.
 absl::StatusOr<std::vector<NamespaceInode>> ReadNamespaces(int pid);
+// The calling process's own namespaces: the host's, for a service running on the host. (PID 1's
+// are not always readable, e.g. under a sandboxing init.)
+absl::StatusOr<std::vector<NamespaceInode>> ReadOwnNamespaces();
 
 struct MountInfoEntry {
   int id = 0;
