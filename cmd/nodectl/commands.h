@@ -13,5 +13,6 @@ void RegisterNodeCommands(CLI::App& app, CliContext& context, int* exit_code);
 void RegisterImageCommands(CLI::App& app, CliContext& context, int* exit_code);
 void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_code);
 void RegisterIntrospectCommands(CLI::App& app, CliContext& context, int* exit_code);
+void RegisterVolumeCommands(CLI::App& app, CliContext& context, int* exit_code);
 
 }  // namespace nodeagent::nodectl

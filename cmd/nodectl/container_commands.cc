@@ -33,6 +33,9 @@ struct RunOptions {
   int64_t pids_limit = 0;
   std::string cpuset_cpus;
   std::vector<std::string> labels;
+  std::vector<std::string> volumes;
+  std::vector<std::string> tmpfs;
+  std::vector<std::string> mounts;
 };
 
 void WriteAllTo(int fd, const std::string& data) {
@@ -116,6 +119,29 @@ absl::StatusOr<v1::ContainerSpec> MakeSpec(const RunOptions& options,
   }
   resources->set_pids_limit(options.pids_limit);
   resources->set_cpuset_cpus(options.cpuset_cpus);
+  std::vector<MountFlag> mounts;
+  for (const std::string& v : options.volumes) {
+    auto mount = ParseVolumeFlag(v);
+    if (!mount.ok()) return mount.status();
+    mounts.push_back(*mount);
+  }
+  for (const std::string& t : options.tmpfs) {
+    auto mount = ParseTmpfsFlag(t);
+    if (!mount.ok()) return mount.status();
+    mounts.push_back(*mount);
+  }
+  for (const std::string& m : options.mounts) {
+    auto mount = ParseMountFlag(m);
+    if (!mount.ok()) return mount.status();
+    mounts.push_back(*mount);
+  }
+  for (const MountFlag& m : mounts) {
+    v1::Mount* out = spec.add_mounts();
+    out->set_type(m.type);
+    out->set_source(m.source);
+    out->set_destination(m.destination);
+    for (const std::string& o : m.options) out->add_options(o);
+  }
   auto labels = ParseLabels(options.labels);
   if (!labels.ok()) return labels.status();
   spec.mutable_labels()->insert(labels->begin(), labels->end());
@@ -462,6 +488,16 @@ void AddRunFlags(CLI::App* cmd, RunOptions* options) {
   cmd->add_option("--cpu-percent", options->cpu_percent, "CPU limit in percent of one CPU");
   cmd->add_option("--pids-limit", options->pids_limit, "Maximum number of processes");
   cmd->add_option("--cpuset-cpus", options->cpuset_cpus, "CPUs to run on (e.g. 0-1,3)");
+  cmd->add_option("-v,--volume", options->volumes, "Bind HOST:CTR[:ro] or volume NAME:CTR[:ro]")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_option("--tmpfs", options->tmpfs, "tmpfs at CTR[:size=64m,mode=1777]")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_option("--mount", options->mounts,
+                  "type=bind|volume|tmpfs,src=..,dst=..[,readonly][,bind-propagation=..]")
+      ->take_all()
+      ->allow_extra_args(false);
   cmd->add_option("-l,--label", options->labels, "Set a label (k=v)")
       ->take_all()
       ->allow_extra_args(false);

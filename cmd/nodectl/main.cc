@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   nodeagent::nodectl::RegisterImageCommands(app, context, &exit_code);
   nodeagent::nodectl::RegisterContainerCommands(app, context, &exit_code);
   nodeagent::nodectl::RegisterIntrospectCommands(app, context, &exit_code);
+  nodeagent::nodectl::RegisterVolumeCommands(app, context, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

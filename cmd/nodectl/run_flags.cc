@@ -1,10 +1,13 @@
 #include "cmd/nodectl/run_flags.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace nodeagent::nodectl {
 
@@ -87,6 +90,158 @@ absl::StatusOr<std::map<std::string, std::string>> ParseLabels(
     labels[key] = eq == std::string::npos ? "" : entry.substr(eq + 1);
   }
   return labels;
+}
+
+namespace {
+
+absl::Status CheckDestination(absl::string_view flag, absl::string_view text,
+                              absl::string_view destination) {
+  if (destination.empty() || destination.front() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ", flag, " \"", text, "\": the container path must be absolute"));
+  }
+  if (destination == "/") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ", flag, " \"", text, "\": cannot mount over /"));
+  }
+  return absl::OkStatus();
+}
+
+bool IsVolumeName(absl::string_view name) {
+  if (name.empty() || !absl::ascii_isalnum(name[0])) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '_' && c != '.' && c != '-') return false;
+  }
+  return true;
+}
+
+constexpr absl::string_view kPropagations[] = {"private", "rprivate", "shared",
+                                               "rshared", "slave",    "rslave"};
+
+}  // namespace
+
+absl::StatusOr<MountFlag> ParseVolumeFlag(absl::string_view text) {
+  std::vector<std::string> parts = absl::StrSplit(text, ':');
+  if (parts.size() < 2 || parts.size() > 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid -v \"", text, "\": want SOURCE:DESTINATION[:ro]"));
+  }
+  MountFlag mount;
+  mount.source = parts[0];
+  mount.destination = parts[1];
+  if (absl::Status s = CheckDestination("-v", text, mount.destination); !s.ok()) return s;
+  if (absl::StartsWith(mount.source, "/")) {
+    mount.type = "bind";
+    mount.options = {"rbind", "rprivate"};
+  } else if (IsVolumeName(mount.source)) {
+    mount.type = "volume";
+    mount.options = {"rbind", "rprivate"};
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid -v \"", text, "\": the source must be an absolute host path or a volume name"));
+  }
+  if (parts.size() == 3) {
+    for (absl::string_view option : absl::StrSplit(parts[2], ',')) {
+      if (option == "ro") {
+        mount.options.push_back("ro");
+      } else if (option == "rw") {
+      } else if (std::find(std::begin(kPropagations), std::end(kPropagations), option) !=
+                 std::end(kPropagations)) {
+        mount.options[1] = std::string(option);
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid -v \"", text, "\": unknown option \"", option, "\""));
+      }
+    }
+  }
+  return mount;
+}
+
+absl::StatusOr<MountFlag> ParseTmpfsFlag(absl::string_view text) {
+  MountFlag mount;
+  mount.type = "tmpfs";
+  mount.source = "tmpfs";
+  size_t colon = text.find(':');
+  mount.destination = std::string(text.substr(0, colon));
+  if (absl::Status s = CheckDestination("--tmpfs", text, mount.destination); !s.ok()) return s;
+  mount.options = {"nosuid", "nodev"};
+  if (colon != absl::string_view::npos) {
+    for (absl::string_view option : absl::StrSplit(text.substr(colon + 1), ',')) {
+      if (option.empty()) continue;
+      mount.options.emplace_back(option);
+    }
+  }
+  return mount;
+}
+
+absl::StatusOr<MountFlag> ParseMountFlag(absl::string_view text) {
+  MountFlag mount;
+  std::string propagation = "rprivate";
+  bool readonly = false;
+  std::vector<std::string> tmpfs_options;
+  for (absl::string_view field : absl::StrSplit(text, ',')) {
+    size_t eq = field.find('=');
+    absl::string_view key = field.substr(0, eq);
+    std::string value = eq == absl::string_view::npos ? "" : std::string(field.substr(eq + 1));
+    if (key == "type") {
+      mount.type = value;
+    } else if (key == "src" || key == "source") {
+      mount.source = value;
+    } else if (key == "dst" || key == "destination" || key == "target") {
+      mount.destination = value;
+    } else if (key == "readonly" || key == "ro") {
+      readonly = value.empty() || value == "true" || value == "1";
+    } else if (key == "bind-propagation") {
+      if (std::find(std::begin(kPropagations), std::end(kPropagations), value) ==
+          std::end(kPropagations)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid --mount \"", text, "\": bind-propagation \"", value,
+                         "\" is not one of private, rprivate, shared, rshared, slave, rslave"));
+      }
+      propagation = value;
+    } else if (key == "tmpfs-size") {
+      auto bytes = ParseMemoryBytes(value);
+      int64_t size = 0;
+      if (!absl::SimpleAtoi(value, &size)) {
+        if (!bytes.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("invalid --mount \"", text, "\": tmpfs-size \"", value, "\""));
+        }
+        size = *bytes;
+      }
+      tmpfs_options.push_back(absl::StrCat("size=", size));
+    } else if (key == "tmpfs-mode") {
+      tmpfs_options.push_back(absl::StrCat("mode=", value));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --mount \"", text, "\": unknown key \"", key, "\""));
+    }
+  }
+  if (absl::Status s = CheckDestination("--mount", text, mount.destination); !s.ok()) return s;
+  if (mount.type == "bind" || mount.type == "volume") {
+    if (mount.source.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("invalid --mount \"", text, "\": no src"));
+    }
+    if (mount.type == "bind" && !absl::StartsWith(mount.source, "/")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --mount \"", text, "\": a bind src must be an absolute path"));
+    }
+    if (mount.type == "volume" && !IsVolumeName(mount.source)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --mount \"", text, "\": bad volume name \"", mount.source, "\""));
+    }
+    mount.options = {"rbind", propagation};
+  } else if (mount.type == "tmpfs") {
+    mount.source = "tmpfs";
+    mount.options = {"nosuid", "nodev"};
+    mount.options.insert(mount.options.end(), tmpfs_options.begin(), tmpfs_options.end());
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("invalid --mount \"", text,
+                                                   "\": type must be bind, volume or tmpfs, not \"",
+                                                   mount.type, "\""));
+  }
+  if (readonly) mount.options.push_back("ro");
+  return mount;
 }
 
 }  // namespace nodeagent::nodectl

@@ -29,4 +29,20 @@ absl::StatusOr<CpuQuota> CpuQuotaFromPercent(int percent, int host_cpus);
 absl::StatusOr<std::map<std::string, std::string>> ParseLabels(
     const std::vector<std::string>& entries);
 
+// A mount as the runtime takes it (nodeagent.v1.Mount).
+struct MountFlag {
+  std::string type;  // "bind", "volume" or "tmpfs".
+  std::string source;
+  std::string destination;
+  std::vector<std::string> options;
+};
+
+// -v HOST:CTR[:ro|rw] (HOST absolute: a bind) or -v NAME:CTR[:ro] (a named volume).
+absl::StatusOr<MountFlag> ParseVolumeFlag(absl::string_view text);
+// --tmpfs CTR[:size=64m,mode=1777,...].
+absl::StatusOr<MountFlag> ParseTmpfsFlag(absl::string_view text);
+// --mount type=bind|volume|tmpfs,src=..,dst=..[,readonly][,bind-propagation=rslave]
+//         [,tmpfs-size=BYTES][,tmpfs-mode=OCTAL]
+absl::StatusOr<MountFlag> ParseMountFlag(absl::string_view text);
+
 }  // namespace nodeagent::nodectl

@@ -199,19 +199,29 @@ absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view text) {
   }
 }
 
-absl::Status ValidateContainerName(absl::string_view name) {
-  // Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+ (we allow a single character too).
+namespace {
+
+// Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+ (we allow a single character too).
+absl::Status ValidateName(absl::string_view what, absl::string_view name) {
   bool ok = !name.empty() && name.size() <= 128 && absl::ascii_isalnum(name[0]);
   for (char ch : name) {
     ok = ok && (absl::ascii_isalnum(ch) || ch == '_' || ch == '.' || ch == '-');
   }
   if (!ok) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid container name \"", name,
+        absl::StrCat("invalid ", what, " name \"", name,
                      "\": use letters, digits, '_', '.' and '-', starting with a letter or digit"));
   }
   return absl::OkStatus();
 }
+
+}  // namespace
+
+absl::Status ValidateContainerName(absl::string_view name) {
+  return ValidateName("container", name);
+}
+
+absl::Status ValidateVolumeName(absl::string_view name) { return ValidateName("volume", name); }
 
 absl::Status ValidateHostname(absl::string_view hostname) {
   bool ok = !hostname.empty() && hostname.size() <= 64 && hostname.front() != '-' &&
@@ -243,6 +253,24 @@ absl::Status ValidateConfig(const ContainerConfig& config) {
   }
   if (!config.hostname.empty()) {
     if (absl::Status s = ValidateHostname(config.hostname); !s.ok()) return s;
+  }
+  for (const MountSpec& m : config.mounts) {
+    if (m.destination.empty() || m.destination.front() != '/' || m.destination == "/") {
+      return absl::InvalidArgumentError(absl::StrCat("invalid mount destination \"", m.destination,
+                                                     "\": want an absolute path below /"));
+    }
+    if (m.type == "volume") {
+      if (absl::Status s = ValidateVolumeName(m.source); !s.ok()) return s;
+    } else if (m.type == "bind") {
+      if (m.source.empty() || m.source.front() != '/') {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid bind source \"", m.source, "\": want an absolute host path"));
+      }
+    } else if (m.type != "tmpfs") {
+      return absl::InvalidArgumentError(absl::StrCat("invalid mount type \"", m.type, "\" for \"",
+                                                     m.destination,
+                                                     "\": want bind, volume or tmpfs"));
+    }
   }
   return absl::OkStatus();
 }

@@ -93,6 +93,8 @@ absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view json);
 
 // Validation of caller input; errors are INVALID_ARGUMENT naming the bad value.
 absl::Status ValidateContainerName(absl::string_view name);
+// Volume names follow the same rule: nothing that could name a path outside the volume dir.
+absl::Status ValidateVolumeName(absl::string_view name);
 absl::Status ValidateHostname(absl::string_view hostname);
 absl::Status ValidateConfig(const ContainerConfig& config);
 

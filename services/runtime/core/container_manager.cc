@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "services/common/linux/files.h"
 #include "services/common/log.h"
@@ -42,6 +43,7 @@ std::string RandomId() {
 }
 
 ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
+                          const std::vector<MountSpec>& mounts,
                           std::vector<std::string> cgroup_dirs) {
   ShimConfig shim;
   shim.id = r.id;
@@ -49,7 +51,7 @@ ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
   for (const MountSpec& m : r.rootfs_mounts) {
     shim.rootfs_mounts.push_back({m.type, m.source, m.destination, m.options});
   }
-  for (const MountSpec& m : r.config.mounts) {
+  for (const MountSpec& m : mounts) {
     shim.mounts.push_back({m.type, m.source, m.destination, m.options});
   }
   shim.readonly_rootfs = r.config.read_only_rootfs;
@@ -317,11 +319,13 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
     return Annotate(error, absl::StrCat("start container ", record.name));
   };
 
+  auto mounts = ResolveMounts(record.config.mounts);
+  if (!mounts.ok()) return fail(mounts.status());
   auto cgroup_dirs = cgroups_->Create(record.id, record.config.limits);
   if (!cgroup_dirs.ok()) return fail(cgroup_dirs.status());
   absl::Status written = linux::WriteFileAtomic(
       absl::StrCat(bundle, "/", kShimConfigFile),
-      SerializeShimConfig(MakeShimConfig(record, bundle, *cgroup_dirs)), 0600);
+      SerializeShimConfig(MakeShimConfig(record, bundle, *mounts, *cgroup_dirs)), 0600);
   if (!written.ok()) return fail(written);
   auto launched = LaunchShim(options_.shim_path, bundle, options_.start_timeout);
   if (!launched.ok()) return fail(launched.status());
@@ -613,6 +617,76 @@ absl::StatusOr<int> ContainerManager::LivePid(const std::string& ref) {
 absl::StatusOr<std::vector<MountInfoEntry>> ContainerManager::Mounts(const std::string& ref) {
   NA_ASSIGN_OR_RETURN(int pid, LivePid(ref));
   return ReadMountInfo(pid);
+}
+
+std::string ContainerManager::VolumeDir(const std::string& name) const {
+  return absl::StrCat(options_.root, "/volumes/", name);
+}
+
+absl::StatusOr<std::vector<MountSpec>> ContainerManager::ResolveMounts(
+    const std::vector<MountSpec>& mounts) {
+  std::vector<MountSpec> resolved;
+  for (const MountSpec& m : mounts) {
+    MountSpec out = m;
+    if (m.type == "volume") {
+      NA_ASSIGN_OR_RETURN(VolumeInfo volume, CreateVolume(m.source));
+      out.type = "bind";
+      out.source = volume.path;
+    } else if (m.type == "bind" && !linux::PathExists(m.source)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bind source \"", m.source, "\" does not exist on the host"));
+    }
+    resolved.push_back(std::move(out));
+  }
+  return resolved;
+}
+
+absl::StatusOr<ContainerManager::VolumeInfo> ContainerManager::CreateVolume(
+    const std::string& name) {
+  // Volume names follow container names' rule: no '/', no "..", nothing to escape with.
+  NA_RETURN_IF_ERROR(ValidateVolumeName(name));
+  VolumeInfo volume;
+  volume.name = name;
+  volume.path = absl::StrCat(VolumeDir(name), "/_data");
+  NA_RETURN_IF_ERROR(linux::MakeDirs(volume.path, 0755));
+  return volume;
+}
+
+absl::StatusOr<std::vector<ContainerManager::VolumeInfo>> ContainerManager::ListVolumes() {
+  std::string dir = absl::StrCat(options_.root, "/volumes");
+  if (!linux::PathExists(dir)) return std::vector<VolumeInfo>{};
+  NA_ASSIGN_OR_RETURN(std::vector<std::string> names, linux::ListDir(dir));
+  std::sort(names.begin(), names.end());
+  std::vector<VolumeInfo> out;
+  for (const std::string& name : names) {
+    VolumeInfo volume;
+    volume.name = name;
+    volume.path = absl::StrCat(VolumeDir(name), "/_data");
+    volume.size_bytes = linux::DiskUsage(volume.path).value_or(0);
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, entry] : containers_) {
+      for (const MountSpec& m : entry->record.config.mounts) {
+        if (m.type == "volume" && m.source == name) volume.used_by.push_back(entry->record.name);
+      }
+    }
+    out.push_back(std::move(volume));
+  }
+  return out;
+}
+
+absl::Status ContainerManager::RemoveVolume(const std::string& name) {
+  NA_RETURN_IF_ERROR(ValidateVolumeName(name));
+  if (!linux::PathExists(VolumeDir(name))) {
+    return absl::NotFoundError(absl::StrCat("no such volume: ", name));
+  }
+  NA_ASSIGN_OR_RETURN(std::vector<VolumeInfo> volumes, ListVolumes());
+  for (const VolumeInfo& volume : volumes) {
+    if (volume.name == name && !volume.used_by.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume ", name, " is in use by ", absl::StrJoin(volume.used_by, ", ")));
+    }
+  }
+  return linux::RemoveTree(VolumeDir(name));
 }
 
 absl::StatusOr<ExitRecord> ContainerManager::Wait(const std::string& ref,

@@ -59,6 +59,16 @@ class ContainerManager {
   // Host PID of a running container's first process; FAILED_PRECONDITION when not running.
   absl::StatusOr<int> LivePid(const std::string& ref);
   absl::StatusOr<std::vector<MountInfoEntry>> Mounts(const std::string& ref);
+
+  struct VolumeInfo {
+    std::string name;
+    std::string path;
+    int64_t size_bytes = 0;
+    std::vector<std::string> used_by;
+  };
+  absl::StatusOr<VolumeInfo> CreateVolume(const std::string& name);
+  absl::StatusOr<std::vector<VolumeInfo>> ListVolumes();
+  absl::Status RemoveVolume(const std::string& name);
   absl::Status Remove(const std::string& ref, bool force);
 
   // A hold keeps an auto-remove container (and its log) in place after it exits, so a caller
@@ -97,6 +107,10 @@ class ContainerManager {
   absl::Status RemoveResources(const std::shared_ptr<Entry>& entry);
   absl::Status WatchShim(const ContainerRecord& record);
   void Publish(absl::string_view type, const ContainerRecord& record);
+  std::string VolumeDir(const std::string& name) const;
+  // The mounts node-shim applies: named volumes become binds of their directories (created on
+  // first use); bind sources must exist.
+  absl::StatusOr<std::vector<MountSpec>> ResolveMounts(const std::vector<MountSpec>& mounts);
 
   const ContainerManagerOptions options_;
   SnapshotSource* const snapshots_;

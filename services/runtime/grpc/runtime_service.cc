@@ -213,6 +213,38 @@ grpc::Status RuntimeServiceImpl::ListMounts(grpc::ServerContext*,
   }
   return grpc::Status::OK;
 }
+namespace {
+void VolumeToProto(const ContainerManager::VolumeInfo& volume, v1::Volume* out) {
+  out->set_name(volume.name);
+  out->set_path(volume.path);
+  out->set_size_bytes(volume.size_bytes);
+  for (const std::string& user : volume.used_by) out->add_used_by(user);
+}
+}  // namespace
+
+grpc::Status RuntimeServiceImpl::CreateVolume(grpc::ServerContext*,
+                                              const v1::CreateVolumeRequest* request,
+                                              v1::CreateVolumeResponse* response) {
+  auto volume = manager_->CreateVolume(request->name());
+  if (!volume.ok()) return ToGrpcStatus(volume.status());
+  VolumeToProto(*volume, response->mutable_volume());
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest*,
+                                             v1::ListVolumesResponse* response) {
+  auto volumes = manager_->ListVolumes();
+  if (!volumes.ok()) return ToGrpcStatus(volumes.status());
+  for (const auto& volume : *volumes) VolumeToProto(volume, response->add_volumes());
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeServiceImpl::RemoveVolume(grpc::ServerContext*,
+                                              const v1::RemoveVolumeRequest* request,
+                                              v1::RemoveVolumeResponse*) {
+  return ToGrpcStatus(manager_->RemoveVolume(request->name()));
+}
+
 grpc::Status RuntimeServiceImpl::WatchEvents(grpc::ServerContext* context,
                                              const v1::WatchEventsRequest* request,
                                              grpc::ServerWriter<v1::WatchEventsResponse>* writer) {

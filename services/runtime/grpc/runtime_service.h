@@ -55,6 +55,12 @@ class RuntimeServiceImpl final : public v1::RuntimeService::Service {
                               v1::ListNamespacesResponse* response) override;
   grpc::Status ListMounts(grpc::ServerContext* context, const v1::ListMountsRequest* request,
                           v1::ListMountsResponse* response) override;
+  grpc::Status CreateVolume(grpc::ServerContext* context, const v1::CreateVolumeRequest* request,
+                            v1::CreateVolumeResponse* response) override;
+  grpc::Status ListVolumes(grpc::ServerContext* context, const v1::ListVolumesRequest* request,
+                           v1::ListVolumesResponse* response) override;
+  grpc::Status RemoveVolume(grpc::ServerContext* context, const v1::RemoveVolumeRequest* request,
+                            v1::RemoveVolumeResponse* response) override;
   grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
                            grpc::ServerWriter<v1::WatchEventsResponse>* writer) override;
 

@@ -50,5 +50,52 @@ TEST(ParseLabels, KeyValueAndBareKey) {
   EXPECT_FALSE(ParseLabels({"=v"}).ok());
 }
 
+TEST(ParseVolumeFlag, BindsVolumesAndOptions) {
+  auto bind = ParseVolumeFlag("/srv/data:/data:ro");
+  ASSERT_TRUE(bind.ok()) << bind.status();
+  EXPECT_EQ(bind->type, "bind");
+  EXPECT_EQ(bind->source, "/srv/data");
+  EXPECT_EQ(bind->destination, "/data");
+  EXPECT_EQ(bind->options, (std::vector<std::string>{"rbind", "rprivate", "ro"}));
+  auto volume = ParseVolumeFlag("cache:/var/cache");
+  ASSERT_TRUE(volume.ok());
+  EXPECT_EQ(volume->type, "volume");
+  EXPECT_EQ(volume->source, "cache");
+  auto slave = ParseVolumeFlag("/a:/b:rslave");
+  ASSERT_TRUE(slave.ok());
+  EXPECT_EQ(slave->options[1], "rslave");
+  for (const char* bad : {"/only", "/a:relative", "/a:/", "bad name:/x", "/a:/b:rx", "a:b:c:d"}) {
+    auto parsed = ParseVolumeFlag(bad);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(parsed.status().message().find(bad), absl::string_view::npos) << bad;
+  }
+}
+
+TEST(ParseTmpfsFlag, DestinationAndOptions) {
+  auto tmpfs = ParseTmpfsFlag("/run:size=64m,mode=1777");
+  ASSERT_TRUE(tmpfs.ok());
+  EXPECT_EQ(tmpfs->type, "tmpfs");
+  EXPECT_EQ(tmpfs->destination, "/run");
+  EXPECT_EQ(tmpfs->options, (std::vector<std::string>{"nosuid", "nodev", "size=64m", "mode=1777"}));
+  EXPECT_FALSE(ParseTmpfsFlag("run").ok());
+}
+
+TEST(ParseMountFlag, DockerSyntax) {
+  auto bind = ParseMountFlag("type=bind,src=/host,dst=/ctr,bind-propagation=rshared,readonly");
+  ASSERT_TRUE(bind.ok()) << bind.status();
+  EXPECT_EQ(bind->options, (std::vector<std::string>{"rbind", "rshared", "ro"}));
+  auto tmpfs = ParseMountFlag("type=tmpfs,dst=/mypoint,tmpfs-size=16m");
+  ASSERT_TRUE(tmpfs.ok()) << tmpfs.status();
+  EXPECT_EQ(tmpfs->options, (std::vector<std::string>{"nosuid", "nodev", "size=16777216"}));
+  auto volume = ParseMountFlag("type=volume,source=data,target=/data");
+  ASSERT_TRUE(volume.ok());
+  EXPECT_EQ(volume->type, "volume");
+  for (const char* bad :
+       {"type=bind,src=rel,dst=/x", "type=nfs,src=/a,dst=/b", "type=bind,dst=/x",
+        "type=bind,src=/a,dst=/b,bind-propagation=sideways", "type=tmpfs,dst=/x,color=red"}) {
+    EXPECT_EQ(ParseMountFlag(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace nodeagent::nodectl
