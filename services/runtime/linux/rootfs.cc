@@ -108,8 +108,9 @@ absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config) {
   NA_RETURN_IF_ERROR(
       MountInRoot(root.get(), Special("proc", "/proc", {"nosuid", "noexec", "nodev"})));
   NA_RETURN_IF_ERROR(MountDev(root.get()));
-  NA_RETURN_IF_ERROR(
-      MountInRoot(root.get(), Special("sysfs", "/sys", {"nosuid", "noexec", "nodev", "ro"})));
+  NA_RETURN_IF_ERROR(MountInRoot(
+      root.get(),
+      Special("sysfs", "/sys", {"nosuid", "noexec", "nodev", config.privileged ? "rw" : "ro"})));
   for (const ShimMount& m : config.mounts) {
     NA_RETURN_IF_ERROR(MountInRoot(root.get(), m));
   }
@@ -133,6 +134,32 @@ absl::Status PivotRoot(const std::string& rootfs) {
   NA_RETURN_IF_ERROR(Mount("", ".", "", MS_SLAVE | MS_REC, "", "old root"));
   if (::umount2(".", MNT_DETACH) != 0) return LastErrnoStatus("umount old root");
   if (::chdir("/") != 0) return LastErrnoStatus("chdir \"/\"");
+  return absl::OkStatus();
+}
+
+absl::Status MaskPaths(const std::vector<std::string>& masked,
+                       const std::vector<std::string>& readonly) {
+  for (const std::string& path : masked) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return LastErrnoStatus(absl::StrCat("mask \"", path, "\": stat"));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      NA_RETURN_IF_ERROR(Mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0", path));
+    } else {
+      NA_RETURN_IF_ERROR(Mount("/dev/null", path, "", MS_BIND, "", path));
+    }
+  }
+  for (const std::string& path : readonly) {
+    if (::access(path.c_str(), F_OK) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return LastErrnoStatus(absl::StrCat("read-only \"", path, "\": access"));
+    }
+    NA_RETURN_IF_ERROR(Mount(path, path, "", MS_BIND | MS_REC, "", path));
+    NA_RETURN_IF_ERROR(SetMountAttributes(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                          /*recursive=*/true, path));
+  }
   return absl::OkStatus();
 }
 

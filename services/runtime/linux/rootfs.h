@@ -4,6 +4,7 @@
 // Runs in the cloned child before exec (container_init.cc), never in a multi-threaded process.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "services/runtime/linux/shim_protocol.h"
@@ -26,5 +27,11 @@ absl::Status PivotRoot(const std::string& rootfs);
 
 // Makes the (already pivoted) root mount read-only; mounts below it keep their own flags.
 absl::Status RemountRootReadonly();
+
+// After pivot_root, as runc does: each of `masked` that exists is covered (a directory by an
+// empty read-only tmpfs, anything else by /dev/null); each of `readonly` that exists is bound
+// onto itself and made read-only, recursively. Missing paths are skipped.
+absl::Status MaskPaths(const std::vector<std::string>& masked,
+                       const std::vector<std::string>& readonly);
 
 }  // namespace nodeagent::runtime

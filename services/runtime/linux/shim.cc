@@ -21,8 +21,10 @@
 #include "services/common/log.h"
 #include "services/common/status_macros.h"
 #include "services/runtime/core/log_format.h"
+#include "services/runtime/linux/attach_socket.h"
 #include "services/runtime/linux/cgroup_fs.h"
 #include "services/runtime/linux/cgroup_parse.h"
+#include "services/runtime/linux/io_monitor.h"
 #include "services/runtime/linux/shim_protocol.h"
 #include "services/runtime/linux/spawn.h"
 
@@ -34,15 +36,6 @@ using linux::UniqueFd;
 
 // Signals node-shim passes on to the container's first process rather than act on.
 constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-
-// Largest chunk of output stored as one record.
-constexpr size_t kReadChunk = 64 * 1024;
-
-int64_t UnixNanos() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 std::string BundleFile(const std::string& bundle, const char* name) {
   return absl::StrCat(bundle, "/", name);
@@ -92,6 +85,7 @@ struct Started {
   SpawnedContainer container;
   UniqueFd log;
   UniqueFd signals;
+  UniqueFd attach;
 };
 
 absl::StatusOr<ShimConfig> LoadConfig(const std::string& bundle) {
@@ -127,6 +121,8 @@ absl::StatusOr<Started> Start(const std::string& bundle, const sigset_t& forward
   if (fd < 0) return LastErrnoStatus("signalfd");
   s.signals.Reset(fd);
 
+  // Listening before the start: the runtime may attach as soon as it reads "ok".
+  NA_ASSIGN_OR_RETURN(s.attach, ListenAttachSocket(bundle));
   NA_ASSIGN_OR_RETURN(s.container, SpawnContainer(s.config));
   if (absl::Status written = WritePidFile(BundleFile(bundle, kInitPidFile), s.container.pid);
       !written.ok()) {
@@ -151,97 +147,6 @@ bool ReadOomKilled(const std::vector<std::string>& cgroup_dirs) {
   }
   return false;
 }
-
-// Stores the container's output and waits for its end.
-class Monitor {
- public:
-  explicit Monitor(Started& s) : s_(s) {}
-
-  ExitRecord Run() {
-    struct pollfd fds[4];
-    while (!(exited_ && !s_.container.stdout_read && !s_.container.stderr_read)) {
-      // A negative fd is skipped by poll: streams at EOF, the pidfd after the exit.
-      fds[0] = {s_.container.stdout_read.get(), POLLIN, 0};
-      fds[1] = {s_.container.stderr_read.get(), POLLIN, 0};
-      fds[2] = {exited_ ? -1 : s_.container.pidfd.get(), POLLIN, 0};
-      fds[3] = {s_.signals.get(), POLLIN, 0};
-      if (::poll(fds, 4, -1) < 0) {
-        if (errno == EINTR) continue;
-        LogError("poll: %s", LastErrnoStatus("poll").ToString());
-        break;  // Cannot happen with valid fds; record what is known rather than spin.
-      }
-      if (fds[0].revents != 0) Drain(s_.container.stdout_read, OutputStream::kStdout);
-      if (fds[1].revents != 0) Drain(s_.container.stderr_read, OutputStream::kStderr);
-      if (fds[2].revents != 0) Reap();
-      if (fds[3].revents != 0) Forward();
-    }
-    if (!exited_) Reap();
-    record_.oom_killed = ReadOomKilled(s_.config.cgroup_dirs);
-    return record_;
-  }
-
- private:
-  // One read, one record, one write(2) on the O_APPEND fd: readers never see half a record
-  // from a healthy writer. At EOF the stream is closed.
-  void Drain(UniqueFd& stream, OutputStream which) {
-    ssize_t n;
-    do {
-      n = ::read(stream.get(), buffer_, sizeof(buffer_));
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-      if (n < 0) LogWarning("read container output: %s", LastErrnoStatus("read").ToString());
-      stream.Reset();
-      return;
-    }
-    std::string record =
-        EncodeLogRecord(UnixNanos(), which, absl::string_view(buffer_, static_cast<size_t>(n)));
-    absl::Status written = linux::WriteAll(s_.log.get(), record);
-    if (!written.ok() && !log_failed_) {
-      // Keep reading regardless, or the container would block on a full pipe.
-      LogError("write %s: %s (output is dropped until writes succeed again)", kContainerLogFile,
-               written.ToString());
-    }
-    log_failed_ = !written.ok();
-  }
-
-  void Reap() {
-    absl::StatusOr<siginfo_t> reaped = ReapChild(s_.container.pidfd.get());
-    record_.finished_unix_nanos = UnixNanos();
-    exited_ = true;
-    if (!reaped.ok()) {
-      // Only a broken invariant (it is our child) gets here: record an unknown end rather
-      // than success.
-      LogError("%s", reaped.status().ToString());
-      record_.exit_code = 255;
-      return;
-    }
-    if (reaped->si_code == CLD_EXITED) {
-      record_.exit_code = reaped->si_status;
-    } else {  // CLD_KILLED, CLD_DUMPED.
-      record_.signal = reaped->si_status;
-      record_.exit_code = 128 + reaped->si_status;
-    }
-  }
-
-  void Forward() {
-    struct signalfd_siginfo si;
-    while (::read(s_.signals.get(), &si, sizeof(si)) == sizeof(si)) {
-      if (exited_) continue;
-      // Through the pidfd: never a recycled pid.
-      if (::syscall(SYS_pidfd_send_signal, s_.container.pidfd.get(), si.ssi_signo, nullptr, 0) !=
-          0) {
-        LogWarning("forward signal %d: %s", si.ssi_signo,
-                   LastErrnoStatus("pidfd_send_signal").ToString());
-      }
-    }
-  }
-
-  Started& s_;
-  bool exited_ = false;
-  bool log_failed_ = false;
-  ExitRecord record_;
-  char buffer_[kReadChunk];
-};
 
 // fds 0-2 closed when we start would be reused by the pipes below and then clobbered by the
 // child's dup2 onto 0-2.
@@ -286,9 +191,23 @@ int RunShim(const std::string& bundle, int start_fd) {
   }
   start_pipe.ReportOk(started->container.pid);
 
-  ExitRecord record = Monitor(*started).Run();
+  MonitoredIo io;
+  io.pidfd = started->container.pidfd.get();
+  io.stdout_read = std::move(started->container.stdout_read);
+  io.stderr_read = std::move(started->container.stderr_read);
+  io.tty_master = std::move(started->container.tty_master);
+  io.stdin_write = std::move(started->container.stdin_write);
+  io.log_fd = started->log.get();
+  io.listen_fd = started->attach.get();
+  io.signal_fd = started->signals.get();
+  IoMonitor monitor(std::move(io));
+  ExitRecord record = monitor.Run();
+  record.oom_killed = ReadOomKilled(started->config.cgroup_dirs);
   absl::Status written =
       linux::WriteFileAtomic(BundleFile(bundle, kExitFile), SerializeExitRecord(record));
+  // The socket file goes first: an attacher arriving now is refused and reads exit.json.
+  ::unlink(BundleFile(bundle, kAttachSocketFile).c_str());
+  monitor.SendExit(record);
   if (!written.ok()) {
     LogError("exit code %d not recorded: %s", record.exit_code, written.ToString());
     return 1;

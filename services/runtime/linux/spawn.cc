@@ -5,6 +5,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -12,21 +13,22 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "services/common/linux/errno_status.h"
+#include "services/common/linux/files.h"
 #include "services/common/status_macros.h"
 #include "services/runtime/linux/container_init.h"
+#include "services/runtime/linux/exec_lookup.h"
 
 namespace nodeagent::runtime {
 namespace {
 
 using linux::LastErrnoStatus;
 using linux::UniqueFd;
-
-constexpr uint64_t kNamespaces =
-    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
 
 struct Pipe {
   UniqueFd read;
@@ -37,6 +39,13 @@ absl::StatusOr<Pipe> MakePipe(const char* what) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return LastErrnoStatus(absl::StrCat("pipe for ", what));
   return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// What a namespace fd is, for errors: "net:[4026531840]".
+std::string FdTarget(int fd) {
+  char buf[64];
+  ssize_t n = ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
 }
 
 bool IsCgroup2(const std::string& dir) {
@@ -60,24 +69,213 @@ absl::StatusOr<std::string> ReadToEof(int fd) {
   }
 }
 
+std::string MapText(const std::vector<ShimIdMapping>& mappings) {
+  std::string text;
+  for (const ShimIdMapping& m : mappings) {
+    absl::StrAppend(&text, m.container_id, " ", m.host_id, " ", m.size, "\n");
+  }
+  return text;
+}
+
+absl::Status WriteIdMaps(pid_t pid, const ShimConfig& config) {
+  for (const auto& [file, mappings] : {std::make_pair("uid_map", &config.uid_mappings),
+                                       std::make_pair("gid_map", &config.gid_mappings)}) {
+    std::string path = absl::StrCat("/proc/", pid, "/", file);
+    NA_ASSIGN_OR_RETURN(UniqueFd fd, linux::OpenFile(path, O_WRONLY));
+    std::string text = MapText(*mappings);
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      return LastErrnoStatus(absl::StrCat("write \"", path, "\" (", text.size(), " bytes)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The pty master the child sends (SCM_RIGHTS) before exec.
+absl::StatusOr<UniqueFd> ReceiveFd(int sock) {
+  char dummy;
+  struct iovec iov = {&dummy, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof(control.buf);
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return LastErrnoStatus("receive the pty master");
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (n != 1 || cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) {
+    return absl::InternalError("receive the pty master: nothing was sent");
+  }
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+int NamespaceFlag(const std::string& type) {
+  if (type == "pid") return CLONE_NEWPID;
+  if (type == "net") return CLONE_NEWNET;
+  if (type == "ipc") return CLONE_NEWIPC;
+  if (type == "uts") return CLONE_NEWUTS;
+  if (type == "mnt") return CLONE_NEWNS;
+  if (type == "cgroup") return CLONE_NEWCGROUP;
+  if (type == "user") return CLONE_NEWUSER;
+  return 0;
+}
+
+absl::StatusOr<std::vector<NamespaceJoin>> OpenNamespaceJoins(
+    const std::vector<ShimNamespace>& namespaces) {
+  std::vector<NamespaceJoin> joins;
+  for (const ShimNamespace& ns : namespaces) {
+    if (ns.path.empty()) continue;
+    if (ns.type == "user" || ns.type == "mnt") {
+      return absl::UnimplementedError(
+          absl::StrCat("joining a ", ns.type, " namespace (\"", ns.path, "\") is not supported"));
+    }
+    NamespaceJoin join;
+    join.type = NamespaceFlag(ns.type);
+    NA_ASSIGN_OR_RETURN(join.target, linux::OpenFile(ns.path, O_RDONLY));
+    // The kernel checks the type; setns below would fail too, but less clearly.
+    std::string own = absl::StrCat("/proc/self/ns/", ns.type);
+    NA_ASSIGN_OR_RETURN(join.own, linux::OpenFile(own, O_RDONLY));
+    joins.push_back(std::move(join));
+  }
+  return joins;
+}
+
+absl::Status EnterNamespaces(std::vector<NamespaceJoin>& joins, bool back) {
+  for (NamespaceJoin& join : joins) {
+    int fd = back ? join.own.get() : join.target.get();
+    if (::setns(fd, join.type) != 0) {
+      return LastErrnoStatus(absl::StrCat(back ? "return to own namespace" : "join namespace", " (",
+                                          FdTarget(join.target.get()), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The pipes (or pty socket) and the error pipe of a child about to be cloned.
+struct ChildIo {
+  UniqueFd dev_null;
+  Pipe out, err, in, error;
+  UniqueFd console_parent, console_child;
+  bool tty = false;
+
+  static absl::StatusOr<ChildIo> Make(bool tty, bool stdin_open) {
+    ChildIo io;
+    io.tty = tty;
+    if (tty) {
+      int pair[2];
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        return LastErrnoStatus("socketpair for the pty master");
+      }
+      io.console_parent.Reset(pair[0]);
+      io.console_child.Reset(pair[1]);
+    } else {
+      NA_ASSIGN_OR_RETURN(io.out, MakePipe("stdout"));
+      NA_ASSIGN_OR_RETURN(io.err, MakePipe("stderr"));
+      if (stdin_open) {
+        NA_ASSIGN_OR_RETURN(io.in, MakePipe("stdin"));
+      } else {
+        int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null_fd < 0) return LastErrnoStatus("open \"/dev/null\"");
+        io.dev_null.Reset(null_fd);
+      }
+    }
+    NA_ASSIGN_OR_RETURN(io.error, MakePipe("errors"));
+    return io;
+  }
+
+  ChildFds Fds() const {
+    ChildFds fds;
+    if (!tty) {
+      fds.stdin_fd = in.read ? in.read.get() : dev_null.get();
+      fds.stdout_fd = out.write.get();
+      fds.stderr_fd = err.write.get();
+    }
+    fds.console_fd = console_child.get();
+    fds.error_fd = error.write.get();
+    return fds;
+  }
+
+  // In the parent after the clone: only the child may hold its ends, or EOF would never come.
+  void CloseChildEnds() {
+    out.write.Reset();
+    err.write.Reset();
+    in.read.Reset();
+    console_child.Reset();
+    error.write.Reset();
+  }
+
+  // Waits for the child's exec (or error) and takes the parent's ends.
+  absl::StatusOr<SpawnedContainer> Finish(pid_t pid, UniqueFd child) {
+    // EOF with nothing written is a successful exec. (A child that crashed before exec
+    // without a word looks the same; its end then shows in the exit record.)
+    absl::StatusOr<std::string> message = ReadToEof(error.read.get());
+    if (!message.ok()) {
+      KillAndReapChild(child.get());
+      return message.status();
+    }
+    if (!message->empty()) {
+      // It _exit()s right after writing: reap it so that it leaves no zombie.
+      (void)ReapChild(child.get());
+      return DecodeInitError(*message);
+    }
+    SpawnedContainer spawned;
+    if (tty) {
+      absl::StatusOr<UniqueFd> master = ReceiveFd(console_parent.get());
+      if (!master.ok()) {
+        KillAndReapChild(child.get());
+        return master.status();
+      }
+      spawned.tty_master = std::move(*master);
+    }
+    spawned.pid = pid;
+    spawned.pidfd = std::move(child);
+    spawned.stdout_read = std::move(out.read);
+    spawned.stderr_read = std::move(err.read);
+    spawned.stdin_write = std::move(in.write);
+    return spawned;
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0) return LastErrnoStatus("open \"/dev/null\"");
-  UniqueFd dev_null(null_fd);
-  NA_ASSIGN_OR_RETURN(Pipe out, MakePipe("stdout"));
-  NA_ASSIGN_OR_RETURN(Pipe err, MakePipe("stderr"));
-  NA_ASSIGN_OR_RETURN(Pipe error, MakePipe("errors"));
+  NA_ASSIGN_OR_RETURN(std::vector<ShimNamespace> namespaces, EffectiveNamespaces(config));
+  NA_ASSIGN_OR_RETURN(std::vector<NamespaceJoin> joins, OpenNamespaceJoins(namespaces));
+  uint64_t new_namespaces = 0;
+  for (const ShimNamespace& ns : namespaces) {
+    if (ns.path.empty()) new_namespaces |= NamespaceFlag(ns.type);
+  }
 
+  NA_ASSIGN_OR_RETURN(ChildIo io, ChildIo::Make(config.tty, config.stdin_open));
+  ChildFds fds = io.Fds();
   ContainerInitArgs args;
-  args.stdin_fd = dev_null.get();
-  args.stdout_fd = out.write.get();
-  args.stderr_fd = err.write.get();
-  args.error_fd = error.write.get();
+  args.new_namespaces = new_namespaces;
+  args.stdin_fd = fds.stdin_fd;
+  args.stdout_fd = fds.stdout_fd;
+  args.stderr_fd = fds.stderr_fd;
+  args.console_fd = fds.console_fd;
+  args.error_fd = fds.error_fd;
+  Pipe sync;
+  if (new_namespaces & CLONE_NEWUSER) {
+    NA_ASSIGN_OR_RETURN(sync, MakePipe("user namespace sync"));
+    args.sync_fd = sync.read.get();
+  }
 
   struct clone_args clone = {};
-  clone.flags = kNamespaces | CLONE_PIDFD;
+  // The cgroup namespace is unshared by the child once it is in its cgroups.
+  clone.flags = (new_namespaces & ~static_cast<uint64_t>(CLONE_NEWCGROUP)) | CLONE_PIDFD;
   clone.exit_signal = SIGCHLD;
   int pidfd = -1;
   clone.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
@@ -93,38 +291,58 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
     args.cgroups_to_join = config.cgroup_dirs;
   }
 
+  NA_RETURN_IF_ERROR(EnterNamespaces(joins, /*back=*/false));
   // A raw clone3 returns twice like fork(); node-shim is single-threaded, so the child may run
   // ordinary code. (glibc's cached TID in the child is stale: nothing here uses it.)
   long pid = ::syscall(SYS_clone3, &clone, sizeof(clone));
-  if (pid < 0) {
-    return LastErrnoStatus(absl::StrCat("clone3 (new pid, mount, uts, ipc, net namespaces",
-                                        cgroup_fd ? ", into cgroup" : "", ")"));
-  }
+  int clone_errno = errno;
   if (pid == 0) RunContainerInit(config, args);  // Never returns.
-
+  if (absl::Status back = EnterNamespaces(joins, /*back=*/true); !back.ok()) {
+    // node-shim would stay in the container's namespaces: not worth going on.
+    if (pid > 0) KillAndReapChild(pidfd);
+    return back;
+  }
+  if (pid < 0) {
+    return linux::ErrnoStatus(clone_errno,
+                              absl::StrCat("clone3 (namespaces 0x", absl::Hex(new_namespaces),
+                                           cgroup_fd ? ", into cgroup" : "", ")"));
+  }
   UniqueFd child(pidfd);
-  // Only the child may hold the write ends now, or EOF would never come.
-  out.write.Reset();
-  err.write.Reset();
-  error.write.Reset();
-  // EOF with nothing written is a successful exec. (A child that crashed before exec without
-  // a word looks the same; its end then shows in the exit record, like any quick exit.)
-  absl::StatusOr<std::string> message = ReadToEof(error.read.get());
-  if (!message.ok()) {
-    KillAndReapChild(child.get());
-    return message.status();
+  io.CloseChildEnds();
+  sync.read.Reset();
+  if (sync.write) {
+    absl::Status mapped = WriteIdMaps(static_cast<pid_t>(pid), config);
+    if (mapped.ok() && ::write(sync.write.get(), "g", 1) != 1) {
+      mapped = LastErrnoStatus("resume the child after the id maps");
+    }
+    if (!mapped.ok()) {
+      KillAndReapChild(child.get());
+      return mapped;
+    }
   }
-  if (!message->empty()) {
-    // It _exit()s right after writing: reap it so that it leaves no zombie.
-    (void)ReapChild(child.get());
-    return DecodeInitError(*message);
+  return io.Finish(static_cast<pid_t>(pid), std::move(child));
+}
+
+absl::StatusOr<SpawnedContainer> SpawnWithIo(
+    bool tty, bool stdin_open, const std::function<absl::Status(const ChildFds&)>& run) {
+  NA_ASSIGN_OR_RETURN(ChildIo io, ChildIo::Make(tty, stdin_open));
+  ChildFds fds = io.Fds();
+  struct clone_args clone = {};
+  clone.flags = CLONE_PIDFD;
+  clone.exit_signal = SIGCHLD;
+  int pidfd = -1;
+  clone.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
+  long pid = ::syscall(SYS_clone3, &clone, sizeof(clone));
+  if (pid < 0) return LastErrnoStatus("clone3");
+  if (pid == 0) {
+    absl::Status status = run(fds);
+    std::string message = EncodeInitError(status);
+    (void)!::write(fds.error_fd, message.data(), message.size());
+    ::_exit(StartErrorExitCode(status));
   }
-  SpawnedContainer spawned;
-  spawned.pid = static_cast<pid_t>(pid);
-  spawned.pidfd = std::move(child);
-  spawned.stdout_read = std::move(out.read);
-  spawned.stderr_read = std::move(err.read);
-  return spawned;
+  UniqueFd child(pidfd);
+  io.CloseChildEnds();
+  return io.Finish(static_cast<pid_t>(pid), std::move(child));
 }
 
 absl::StatusOr<siginfo_t> ReapChild(int pidfd) {

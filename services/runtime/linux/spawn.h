@@ -6,6 +6,10 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "services/common/linux/unique_fd.h"
 #include "services/runtime/linux/shim_protocol.h"
@@ -15,17 +19,52 @@ namespace nodeagent::runtime {
 struct SpawnedContainer {
   pid_t pid = 0;                // In node-shim's (the host's) pid namespace.
   linux::UniqueFd pidfd;        // Readable once the process has exited; for waitid/signals.
-  linux::UniqueFd stdout_read;  // Read ends of the container's stdout and stderr.
+  linux::UniqueFd stdout_read;  // Read ends of the container's stdout and stderr (no tty).
   linux::UniqueFd stderr_read;
+  linux::UniqueFd tty_master;   // With a tty: the pty master (output and input).
+  linux::UniqueFd stdin_write;  // With stdin_open and no tty: the stdin pipe's write end.
 };
 
-// Clones the container's first process into new pid, mount, uts, ipc and net namespaces (it
-// makes its cgroup namespace itself, once in its cgroups) and returns once it has exec'd
-// config.args. When setup or exec fails, the child has been reaped (its namespaces, and so its
-// mounts, are gone with it) and its error is returned. A single cgroup2 directory in
-// config.cgroup_dirs is entered by clone3 itself (CLONE_INTO_CGROUP), which spares the child
-// a cgroup.procs write.
+// A namespace node-shim enters for the duration of a clone (shim_protocol.h: joined
+// namespaces), then leaves again.
+struct NamespaceJoin {
+  int type = 0;            // CLONE_NEW*.
+  linux::UniqueFd target;  // The namespace to join.
+  linux::UniqueFd own;     // node-shim's own, to return to.
+};
+
+// Opens the joined namespaces of `namespaces` (and node-shim's own of the same types). Errors
+// name the path; joining a user namespace is UNIMPLEMENTED.
+absl::StatusOr<std::vector<NamespaceJoin>> OpenNamespaceJoins(
+    const std::vector<ShimNamespace>& namespaces);
+// setns into each target; `back` returns to the own ones.
+absl::Status EnterNamespaces(std::vector<NamespaceJoin>& joins, bool back);
+// CLONE_NEW* for a namespace type name ("net" -> CLONE_NEWNET), 0 for an unknown one.
+int NamespaceFlag(const std::string& type);
+
+// Clones the container's first process into the namespaces of config.namespaces (by default
+// new pid, mount, uts, ipc and net ones; it makes its cgroup namespace itself, once in its
+// cgroups), entering joined ones first and writing the id maps of a new user namespace, and
+// returns once it has exec'd config.args (with a tty, once it has sent the pty master). When setup
+// or exec fails, the child has been reaped (its namespaces, and so its mounts, are gone with it)
+// and its error is returned. A single cgroup2 directory in config.cgroup_dirs is entered by clone3
+// itself (CLONE_INTO_CGROUP), which spares the child a cgroup.procs write.
 absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config);
+
+// The child's ends of what SpawnWithIo makes; -1 where not used.
+struct ChildFds {
+  int stdin_fd = -1;  // No tty: /dev/null or the stdin pipe.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  int console_fd = -1;  // With a tty: send the pty master here (FinishAndExec does).
+  int error_fd = -1;    // O_CLOEXEC error pipe.
+};
+
+// Clones a plain child (no new namespaces) that runs `run` with its stdio fds; `run` returns
+// only on failure, whose status reaches the parent through the error pipe. Returns once the
+// child has exec'd, like SpawnContainer. For `node-shim exec`.
+absl::StatusOr<SpawnedContainer> SpawnWithIo(
+    bool tty, bool stdin_open, const std::function<absl::Status(const ChildFds&)>& run);
 
 // Waits for the child behind `pidfd` to exit and reaps it: how it ended (si_code CLD_EXITED
 // with si_status the exit status, or CLD_KILLED / CLD_DUMPED with the signal).

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +32,8 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testutil::Attacher;
+using testutil::AttachResult;
 using testutil::BuildBusyboxRootfs;
 using testutil::IsRoot;
 using testutil::KillShim;
@@ -240,6 +243,10 @@ TEST_F(ShimTest, HostMountTableGainsNothing) {
   std::vector<std::string> mount_points;
   for (absl::string_view line : absl::StrSplit(*inside, '\n', absl::SkipEmpty())) {
     std::vector<std::string> fields = absl::StrSplit(line, ' ');
+    // Masked and read-only paths (below /proc and /sys) are checked in Hardening*.
+    if (absl::StartsWith(fields.at(4), "/proc/") || absl::StartsWith(fields.at(4), "/sys/")) {
+      continue;
+    }
     mount_points.push_back(fields.at(4));
   }
   EXPECT_THAT(mount_points,
@@ -464,6 +471,374 @@ TEST_F(ShimTest, LargeOutputIsKeptWhole) {
   ASSERT_EQ(lines.size(), 2000u);
   EXPECT_EQ(lines[1999].substr(0, 10), "line-1999-");
   EXPECT_EQ(r.err, std::string(300000, 'e'));
+}
+
+// The namespace of a process, as readlink shows it: "net:[4026531840]".
+std::string NsOf(pid_t pid, const char* type) {
+  char buf[64] = {};
+  ssize_t n = ::readlink(absl::StrCat("/proc/", pid, "/ns/", type).c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+std::vector<ShimNamespace> DefaultWith(const std::string& type, const std::string& path,
+                                       bool drop = false) {
+  std::vector<ShimNamespace> out;
+  for (ShimNamespace ns : DefaultNamespaces()) {
+    if (ns.type == type) {
+      if (drop) continue;
+      ns.path = path;
+    }
+    out.push_back(ns);
+  }
+  return out;
+}
+
+TEST_F(ShimTest, JoinsANetworkNamespaceByPath) {
+  // Another container's netns, by /proc/PID/ns/net, with a dummy link to recognise it.
+  ShimConfig first = Sh("echo ready; exec sleep 1000");
+  first.bundle += "-first";
+  ShimProcess a = Start(first);
+  ASSERT_GT(a.container_pid, 0) << a.start_line;
+  ASSERT_TRUE(WaitForFileContaining(LogPath(first), "ready"));
+  ShimConfig second = Sh("readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname");
+  second.namespaces = DefaultWith("net", absl::StrCat("/proc/", a.container_pid, "/ns/net"));
+  ShimResult r = RunShimToEnd(second);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << " " << r.shim.start_line;
+  ASSERT_FALSE(NsOf(a.container_pid, "net").empty());
+  // The same netns; its own (new) uts namespace.
+  EXPECT_THAT(r.out, testing::StartsWith(NsOf(a.container_pid, "net") + "\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr(NsOf(a.container_pid, "uts"))));
+  EXPECT_THAT(r.out, HasSubstr("c1-host\n"));
+}
+
+TEST_F(ShimTest, JoinsABindMountedNetnsInAPrivateMountNamespace) {
+  // `ip netns add` style: a netns kept by a bind mount, all inside a private mount namespace
+  // (unshare -m) so that the host's mount table never sees it.
+  std::string nsfile = top_->path() + "/netns";
+  ASSERT_TRUE(WriteText(nsfile, "").ok());
+  ShimConfig c = Sh("cat /sys/class/net/lo/mtu");
+  c.namespaces = DefaultWith("net", nsfile);
+  ASSERT_TRUE(linux::MakeDirs(c.bundle).ok());
+  ASSERT_TRUE(WriteText(c.bundle + "/" + kShimConfigFile, SerializeShimConfig(c)).ok());
+  std::string script = absl::StrCat(
+      "set -e; mount --make-rprivate /; unshare --net=", nsfile, " ip link set lo mtu 1234; ",
+      // fd 3 is the start pipe node-shim expects; its start line goes to stdout.
+      NODE_SHIM_PATH, " --bundle ", c.bundle, " 3>&1 >/dev/null 2>&1; cat ", c.bundle,
+      "/exit.json; echo; umount ", nsfile, " 2>&1");
+  std::string cmd = absl::StrCat("unshare -m sh -c '", script, "'");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string got;
+  char buf[512];
+  while (::fgets(buf, sizeof(buf), p) != nullptr) got += buf;
+  int status = ::pclose(p);
+  ASSERT_EQ(status, 0) << got;
+  EXPECT_THAT(got, HasSubstr("ok "));
+  EXPECT_THAT(got, HasSubstr("\"exit_code\":0"));
+  std::string out, err;
+  ASSERT_TRUE(testutil::ReadContainerLog(c.bundle, out, err).ok());
+  EXPECT_EQ(out, "1234\n") << err;  // The mark set in that netns.
+}
+
+TEST_F(ShimTest, HostNetworkAndHostIpcWhenAbsent) {
+  ShimConfig c =
+      Sh("readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; "
+         "readlink /proc/self/ns/pid");
+  c.namespaces = {{"pid", ""}, {"mnt", ""}, {"uts", ""}, {"cgroup", ""}};
+  ShimResult r = RunShimToEnd(c);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << " " << r.shim.start_line;
+  EXPECT_EQ(r.out, absl::StrCat(NsOf(::getpid(), "net"), "\n", NsOf(::getpid(), "ipc"), "\n",
+                                r.out.substr(r.out.rfind("pid:"))));
+  EXPECT_THAT(r.out, Not(HasSubstr(NsOf(::getpid(), "pid"))));
+}
+
+TEST_F(ShimTest, IpcObjectsAreSharedOnlyWhenIpcIsJoined) {
+  // A POSIX message queue (busybox-static has no ipcmk): /dev/mqueue shows the queues of
+  // the ipc namespace of whoever mounted it.
+  ShimConfig owner = Sh("touch /dev/mqueue/q-shared && echo ready; exec sleep 1000");
+  owner.bundle += "-owner";
+  ShimProcess a = Start(owner);
+  ASSERT_GT(a.container_pid, 0) << a.start_line;
+  ASSERT_TRUE(WaitForFileContaining(LogPath(owner), "ready"));
+  ShimConfig joined = Sh("ls /dev/mqueue; readlink /proc/self/ns/ipc");
+  joined.bundle += "-joined";
+  joined.namespaces = DefaultWith("ipc", absl::StrCat("/proc/", a.container_pid, "/ns/ipc"));
+  ShimResult r = RunShimToEnd(joined);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << " " << r.shim.start_line;
+  EXPECT_EQ(r.out, absl::StrCat("q-shared\n", NsOf(a.container_pid, "ipc"), "\n"));
+  ShimConfig isolated = Sh("ls /dev/mqueue | grep -c q-shared");
+  isolated.bundle += "-isolated";
+  r = RunShimToEnd(isolated);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status();
+  EXPECT_EQ(r.out, "0\n");
+}
+
+TEST_F(ShimTest, BadNamespacesAreClearErrors) {
+  ShimConfig c = Sh("true");
+  c.namespaces = DefaultWith("net", top_->path() + "/no-such-netns");
+  ShimResult r = RunShimToEnd(c);
+  EXPECT_THAT(r.shim.start_line, AllOf(HasSubstr("error 5 "), HasSubstr("no-such-netns")));
+  c.namespaces = DefaultWith("mnt", "", /*drop=*/true);
+  r = RunShimToEnd(c);
+  EXPECT_THAT(r.shim.start_line, HasSubstr("error 3 namespace \"mnt\" must be listed"));
+  c.namespaces = DefaultWith("net", "/etc/hostname");  // Not a namespace file.
+  r = RunShimToEnd(c);
+  EXPECT_THAT(r.shim.start_line,
+              AllOf(HasSubstr("error 3 join namespace"), HasSubstr("Invalid argument")));
+}
+
+TEST_F(ShimTest, TtyAttachStdinResizeAndExit) {
+  ShimConfig c = Sh("tty; stty size; read x; echo got:$x; exit 7");
+  c.tty = true;
+  c.tty_rows = 30;
+  c.tty_cols = 100;
+  ShimProcess shim = Start(c);
+  ASSERT_GT(shim.container_pid, 0) << shim.start_line;
+  auto a = Attacher::Connect(c.bundle);
+  ASSERT_TRUE(a.ok()) << a.status();
+  // The first attacher gets what came before it (replay).
+  ASSERT_TRUE(a->WaitForOutput("30 100")) << a->seen().out;
+  ASSERT_TRUE(a->Send(kAttachStdin, "hello\n").ok());
+  AttachResult r = a->ReadToExit();
+  EXPECT_THAT(r.out, HasSubstr("/dev/pts/0"));
+  EXPECT_THAT(r.out, HasSubstr("got:hello"));
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status();
+  EXPECT_EQ(r.exit->exit_code, 7);
+  ASSERT_EQ(*WaitShim(running_.back()), 0);
+  std::string out, err;
+  ASSERT_TRUE(testutil::ReadContainerLog(c.bundle, out, err).ok());
+  EXPECT_THAT(out, HasSubstr("got:hello"));  // The log has it too.
+  EXPECT_FALSE(linux::PathExists(c.bundle + "/" + kAttachSocketFile));
+}
+
+TEST_F(ShimTest, TtyResizeAndCtrlCReachTheForegroundGroup) {
+  // Under init: a shell as PID 1 would be immune to SIGINT.
+  ShimConfig c =
+      Sh("trap 'echo winch; stty size' WINCH; echo ready; "
+         "while true; do sleep 0.05; done");
+  c.tty = true;
+  c.init = true;
+  ShimProcess shim = Start(c);
+  ASSERT_GT(shim.container_pid, 0) << shim.start_line;
+  auto a = Attacher::Connect(c.bundle);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->WaitForOutput("ready"));
+  ASSERT_TRUE(a->Resize(50, 132).ok());
+  EXPECT_TRUE(a->WaitForOutput("50 132")) << a->seen().out;
+  ASSERT_TRUE(a->Send(kAttachStdin, "\x03").ok());  // ^C: SIGINT to the foreground group.
+  AttachResult r = a->ReadToExit();
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << r.out;
+  EXPECT_EQ(r.exit->exit_code, 128 + SIGINT);
+}
+
+TEST_F(ShimTest, StdinPipeSeveralAttachersAndCloseStdin) {
+  ShimConfig c = Config({"cat"});
+  c.stdin_open = true;
+  ShimProcess shim = Start(c);
+  ASSERT_GT(shim.container_pid, 0) << shim.start_line;
+  auto a = Attacher::Connect(c.bundle);
+  auto b = Attacher::Connect(c.bundle);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a->Send(kAttachStdin, "one\n").ok());
+  ASSERT_TRUE(a->WaitForOutput("one\n"));
+  ASSERT_TRUE(b->WaitForOutput("one\n"));
+  ASSERT_TRUE(b->Send(kAttachStdin, "two\n").ok());
+  ASSERT_TRUE(b->Send(kAttachCloseStdin, "").ok());
+  AttachResult ra = a->ReadToExit();
+  AttachResult rb = b->ReadToExit();
+  EXPECT_EQ(ra.out, "one\ntwo\n");
+  EXPECT_EQ(rb.out, "one\ntwo\n");
+  ASSERT_TRUE(ra.exit.ok() && rb.exit.ok());
+  EXPECT_EQ(ra.exit->exit_code, 0);
+}
+
+TEST_F(ShimTest, ExecJoinsEveryNamespaceAndReportsExit) {
+  ShimConfig c = Sh("echo ready; exec sleep 1000");
+  c.env = {"PATH=/bin", "FROM=config"};
+  ShimProcess shim = Start(c);
+  ASSERT_GT(shim.container_pid, 0) << shim.start_line;
+  ASSERT_TRUE(WaitForFileContaining(LogPath(c), "ready"));
+  ShimExecProcess p;
+  p.args = {"sh", "-c",
+            "echo pid=$$; hostname; pwd; echo $FROM; for t in net ipc uts pid mnt cgroup; do "
+            "readlink /proc/self/ns/$t; done; cat /proc/1/cmdline | tr '\\0' ' '; echo; "
+            "ls /proc/self/fd | tr '\\n' ' '; echo; exit 5"};
+  p.cwd = "/etc";
+  auto exec = testutil::StartExecShim(c.bundle, "e1", p);
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  ASSERT_TRUE(absl::StartsWith(exec->start_line, "ok ")) << exec->start_line;
+  running_.push_back(*exec);
+  auto a = Attacher::Connect(c.bundle + "/exec-e1");
+  ASSERT_TRUE(a.ok()) << a.status();
+  AttachResult r = a->ReadToExit();
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << r.out << r.err;
+  EXPECT_EQ(r.exit->exit_code, 5);
+  std::string expected_ns;
+  for (const char* t : {"net", "ipc", "uts", "pid", "mnt", "cgroup"}) {
+    expected_ns += NsOf(shim.container_pid, t) + "\n";
+  }
+  EXPECT_THAT(r.out, HasSubstr("c1-host\n/etc\nconfig\n" + expected_ns + "sleep 1000 \n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("pid=1\n")));
+  EXPECT_THAT(r.out, HasSubstr("\n0 1 2 3 \n"));  // No fd of node-shim's.
+  ASSERT_EQ(*WaitShim(running_.back()), 0);
+  auto exit = ParseExitRecord(*linux::ReadFile(c.bundle + "/exec-e1/" + kExitFile));
+  ASSERT_TRUE(exit.ok());
+  EXPECT_EQ(exit->exit_code, 5);
+  // The exec's output is not the container's log.
+  std::string out, err;
+  ASSERT_TRUE(testutil::ReadContainerLog(c.bundle, out, err).ok());
+  EXPECT_EQ(out, "ready\n");
+}
+
+TEST_F(ShimTest, ExecWithTtyAndMissingCommand) {
+  ShimConfig c = Sh("echo ready; exec sleep 1000");
+  ShimProcess shim = Start(c);
+  ASSERT_GT(shim.container_pid, 0) << shim.start_line;
+  ASSERT_TRUE(WaitForFileContaining(LogPath(c), "ready"));
+  ShimExecProcess p;
+  p.args = {"sh", "-c", "tty; read x; echo got:$x"};
+  p.tty = true;
+  auto exec = testutil::StartExecShim(c.bundle, "t1", p);
+  ASSERT_TRUE(exec.ok() && absl::StartsWith(exec->start_line, "ok ")) << exec->start_line;
+  running_.push_back(*exec);
+  auto a = Attacher::Connect(c.bundle + "/exec-t1");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(a->WaitForOutput("/dev/pts/"));
+  ASSERT_TRUE(a->Send(kAttachStdin, "x\n").ok());
+  AttachResult r = a->ReadToExit();
+  EXPECT_THAT(r.out, HasSubstr("got:x"));
+  ASSERT_TRUE(r.exit.ok());
+  EXPECT_EQ(r.exit->exit_code, 0);
+
+  p = {};
+  p.args = {"nosuch"};
+  auto missing = testutil::StartExecShim(c.bundle, "m1", p);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->start_line, "error 5 exec \"nosuch\": executable file not found in $PATH");
+  running_.push_back(*missing);
+}
+
+TEST_F(ShimTest, ExecIntoAStoppedContainerFails) {
+  ShimConfig c = Sh("exit 0");
+  ShimResult r = RunShimToEnd(c);
+  ASSERT_TRUE(r.exit.ok());
+  ShimExecProcess p;
+  p.args = {"true"};
+  auto exec = testutil::StartExecShim(c.bundle, "late", p);
+  ASSERT_TRUE(exec.ok());
+  running_.push_back(*exec);
+  EXPECT_EQ(exec->start_line, "error 9 container c1 is not running");
+}
+
+TEST_F(ShimTest, InitIsPidOneReapsAndSetsThePrompt) {
+  ShimConfig c = Config({"sh", "-i"});
+  c.init = true;
+  c.init_prompt = "c1> ";
+  c.tty = true;
+  ShimProcess shim = Start(c);
+  ASSERT_GT(shim.container_pid, 0) << shim.start_line;
+  auto a = Attacher::Connect(c.bundle);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(a->WaitForOutput("c1> ")) << a->seen().out;
+  // A zombie-to-be: an orphan whose parent exits at once is reaped by init (PID 1).
+  ASSERT_TRUE(a->Send(kAttachStdin,
+                      "sh -c 'sleep 0.2 &' ; echo $$; "
+                      "cat /proc/1/status | grep -c zombie; sleep 0.5; "
+                      "ps -o stat,comm | grep -c Z; exit 3\n")
+                  .ok());
+  AttachResult r = a->ReadToExit();
+  ASSERT_TRUE(r.exit.ok()) << r.out;
+  EXPECT_EQ(r.exit->exit_code, 3);
+  EXPECT_THAT(r.out, HasSubstr("\n2\r\n"));       // The shell is PID 2: init is PID 1.
+  EXPECT_THAT(r.out, HasSubstr("\n0\r\n0\r\n"));  // No zombie left.
+}
+
+TEST_F(ShimTest, InitForwardsSignalsAndExitsWithTheChild) {
+  ShimConfig c =
+      Sh("trap 'echo got TERM; exit 42' TERM; echo ready; "
+         "while true; do sleep 0.05; done");
+  c.init = true;
+  ShimProcess shim = Start(c);
+  ASSERT_GT(shim.container_pid, 0) << shim.start_line;
+  ASSERT_TRUE(WaitForFileContaining(LogPath(c), "ready"));
+  ASSERT_EQ(::kill(shim.pid, SIGTERM), 0);
+  ASSERT_EQ(*WaitShim(running_.back()), 0);
+  auto exit = ParseExitRecord(*linux::ReadFile(c.bundle + "/" + kExitFile));
+  ASSERT_TRUE(exit.ok());
+  EXPECT_EQ(exit->exit_code, 42);
+}
+
+TEST_F(ShimTest, HardeningByDefault) {
+  ShimResult r = RunShimToEnd(
+      Sh("grep -E '^(CapBnd|CapEff|CapInh|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; "
+         "unshare -U true 2>/dev/null && echo LEAK-userns; "
+         "mount -t tmpfs t /tmp 2>/dev/null && echo LEAK-mount; "
+         "cat /proc/kcore 2>/dev/null | head -c 1 | grep -q . && echo LEAK-kcore; "
+         "test -s /proc/keys && echo LEAK-keys; "
+         "echo 1 > /proc/sysrq-trigger 2>/dev/null && echo LEAK-sysrq; "
+         "echo x > /proc/sys/kernel/hostname 2>/dev/null && echo LEAK-procsys; "
+         "ls /proc/self/fd | tr '\\n' ' '; echo done"));
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << r.shim.start_line;
+  // Docker's 14 default capabilities: 0x00000000a80425fb.
+  EXPECT_THAT(r.out, HasSubstr("CapEff:\t00000000a80425fb\n"));
+  EXPECT_THAT(r.out, HasSubstr("CapBnd:\t00000000a80425fb\n"));
+  EXPECT_THAT(r.out, HasSubstr("CapInh:\t0000000000000000\n"));
+  EXPECT_THAT(r.out, HasSubstr("CapAmb:\t0000000000000000\n"));
+  EXPECT_THAT(r.out, HasSubstr("NoNewPrivs:\t1\n"));
+  EXPECT_THAT(r.out, HasSubstr("Seccomp:\t2\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("LEAK")));
+  EXPECT_THAT(r.out, HasSubstr("0 1 2 3 done\n"));
+}
+
+TEST_F(ShimTest, PrivilegedCapAddDropAndUser) {
+  ShimConfig priv =
+      Sh("grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; "
+         "mount -t tmpfs t /tmp && echo mounted");
+  priv.privileged = true;
+  priv.bundle += "-priv";
+  ShimResult r = RunShimToEnd(priv);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << r.shim.start_line;
+  // Every capability node-shim has (this host may withhold some from root).
+  std::string own = *linux::ReadFile("/proc/self/status");
+  size_t at = own.find("CapEff:");
+  EXPECT_THAT(r.out, HasSubstr(own.substr(at, own.find('\n', at) - at + 1)));
+  EXPECT_THAT(r.out, HasSubstr("Seccomp:\t0\n"));
+  EXPECT_THAT(r.out, HasSubstr("mounted\n"));
+
+  ASSERT_TRUE(linux::MakeDirs(upper_ + "/etc").ok());
+  ASSERT_TRUE(WriteText(upper_ + "/etc/passwd",
+                        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
+                  .ok());
+  ASSERT_TRUE(
+      WriteText(upper_ + "/etc/group", "root:x:0:\napp:x:1000:\nextra:x:2000:app,other\n").ok());
+  ShimConfig user = Sh("id; echo $HOME; grep CapEff /proc/self/status");
+  user.user = "app";
+  user.env = {"PATH=/bin"};  // HOME comes from /etc/passwd when the env has none.
+  user.bundle += "-user";
+  r = RunShimToEnd(user);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << r.shim.start_line;
+  EXPECT_EQ(r.out,
+            "uid=1000(app) gid=1000(app) groups=2000(extra)\n/home/app\n"
+            "CapEff:\t0000000000000000\n");
+
+  ShimConfig caps = Sh("grep CapEff /proc/self/status; id -u");
+  caps.cap_drop = {"ALL"};
+  caps.cap_add = {"net_admin", "CAP_SYS_TIME"};
+  caps.user = "7:8";
+  caps.bundle += "-caps";
+  r = RunShimToEnd(caps);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << r.shim.start_line;
+  EXPECT_EQ(r.out, "CapEff:\t0000000000000000\n7\n");  // Non-root: none survive exec.
+
+  ShimConfig bad = Sh("true");
+  bad.cap_add = {"CAP_NOPE"};
+  bad.bundle += "-bad";
+  r = RunShimToEnd(bad);
+  EXPECT_EQ(r.shim.start_line, "error 3 unknown capability \"CAP_NOPE\"");
+  bad.user = "nobody-here";
+  bad.cap_add.clear();
+  r = RunShimToEnd(bad);
+  EXPECT_THAT(r.shim.start_line, HasSubstr("error 5 user \"nobody-here\": no such user"));
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "services/common/linux/files.h"
 #include "services/common/linux/unique_fd.h"
 #include "services/common/status_macros.h"
+#include "services/runtime/linux/attach_socket.h"
 #include "services/runtime/linux/cgroup_parse.h"
 
 #ifndef NODE_SHIM_PATH
@@ -79,10 +80,9 @@ absl::Status BuildBusyboxRootfs(const std::string& dir) {
   return WriteText(absl::StrCat(dir, "/etc/motd"), "lower motd\n");
 }
 
-absl::StatusOr<ShimProcess> StartShim(const ShimConfig& config, int leak_fd) {
-  NA_RETURN_IF_ERROR(linux::MakeDirs(config.bundle));
-  NA_RETURN_IF_ERROR(
-      WriteText(absl::StrCat(config.bundle, "/", kShimConfigFile), SerializeShimConfig(config)));
+namespace {
+
+absl::StatusOr<ShimProcess> StartNodeShim(const std::vector<std::string>& args, int leak_fd) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return LastErrnoStatus("pipe");
   UniqueFd read_end(fds[0]), write_end(fds[1]);
@@ -96,8 +96,10 @@ absl::StatusOr<ShimProcess> StartShim(const ShimConfig& config, int leak_fd) {
       ::dup2(write_end.get(), 3);
     }
     if (leak_fd >= 0) ::fcntl(leak_fd, F_SETFD, 0);
-    const char* argv[] = {NODE_SHIM_PATH, "--bundle", config.bundle.c_str(), nullptr};
-    ::execv(argv[0], const_cast<char**>(argv));
+    std::vector<const char*> argv = {NODE_SHIM_PATH};
+    for (const std::string& a : args) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    ::execv(argv[0], const_cast<char**>(argv.data()));
     ::_exit(127);
   }
   write_end.Reset();
@@ -118,6 +120,80 @@ absl::StatusOr<ShimProcess> StartShim(const ShimConfig& config, int leak_fd) {
     (void)absl::SimpleAtoi(shim.start_line.substr(3), &shim.container_pid);
   }
   return shim;
+}
+
+}  // namespace
+
+absl::StatusOr<ShimProcess> StartShim(const ShimConfig& config, int leak_fd) {
+  NA_RETURN_IF_ERROR(linux::MakeDirs(config.bundle));
+  NA_RETURN_IF_ERROR(
+      WriteText(absl::StrCat(config.bundle, "/", kShimConfigFile), SerializeShimConfig(config)));
+  return StartNodeShim({"--bundle", config.bundle}, leak_fd);
+}
+
+absl::StatusOr<ShimProcess> StartExecShim(const std::string& bundle, const std::string& exec_id,
+                                          const ShimExecProcess& process) {
+  std::string dir = absl::StrCat(bundle, "/", kExecDirPrefix, exec_id);
+  NA_RETURN_IF_ERROR(linux::MakeDirs(dir));
+  NA_RETURN_IF_ERROR(
+      WriteText(absl::StrCat(dir, "/", kExecProcessFile), SerializeExecProcess(process)));
+  return StartNodeShim({"exec", "--bundle", bundle, "--exec-id", exec_id}, -1);
+}
+
+absl::StatusOr<Attacher> Attacher::Connect(const std::string& dir) {
+  Attacher a;
+  NA_ASSIGN_OR_RETURN(a.fd_, ConnectAttachSocket(dir));
+  return a;
+}
+
+absl::Status Attacher::Send(uint8_t type, const std::string& payload) {
+  return linux::WriteAll(fd_.get(), EncodeAttachFrame(type, payload));
+}
+
+absl::Status Attacher::Resize(uint16_t rows, uint16_t cols) {
+  return linux::WriteAll(fd_.get(), EncodeResizeFrame(rows, cols));
+}
+
+bool Attacher::ReadSome(absl::Time deadline) {
+  if (done_) return false;
+  int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+  if (left <= 0) return false;
+  struct pollfd p = {fd_.get(), POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+  char buf[65536];
+  ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
+  if (n <= 0) {
+    done_ = true;
+    return false;
+  }
+  reader_.Feed(absl::string_view(buf, static_cast<size_t>(n)));
+  while (true) {
+    auto frame = reader_.Next();
+    if (!frame.ok() || !frame->has_value()) break;
+    const AttachFrame& f = **frame;
+    if (f.type == kAttachStdout) seen_.out += f.payload;
+    if (f.type == kAttachStderr) seen_.err += f.payload;
+    if (f.type == kAttachExit) {
+      seen_.exit = ParseExitRecord(f.payload);
+      done_ = true;
+    }
+  }
+  return true;
+}
+
+bool Attacher::WaitForOutput(const std::string& needle, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!absl::StrContains(seen_.out, needle)) {
+    if (!ReadSome(deadline)) return absl::StrContains(seen_.out, needle);
+  }
+  return true;
+}
+
+AttachResult Attacher::ReadToExit(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (ReadSome(deadline)) {
+  }
+  return seen_;
 }
 
 absl::StatusOr<int> WaitShim(ShimProcess& shim, absl::Duration timeout) {

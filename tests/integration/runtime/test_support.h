@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "services/common/linux/unique_fd.h"
 #include "services/runtime/core/log_format.h"
 #include "services/runtime/linux/cgroup_driver.h"
 #include "services/runtime/linux/shim_protocol.h"
@@ -49,6 +50,38 @@ struct ShimProcess {
 // once the start line has arrived (or the pipe closed without one). `leak_fd`, if >= 0, is an
 // extra fd node-shim inherits without close-on-exec (the container must not see it).
 absl::StatusOr<ShimProcess> StartShim(const ShimConfig& config, int leak_fd = -1);
+
+// Starts `node-shim exec --bundle <bundle> --exec-id <exec_id>` after writing
+// <bundle>/exec-<exec_id>/process.json; returns once the start line has arrived.
+absl::StatusOr<ShimProcess> StartExecShim(const std::string& bundle, const std::string& exec_id,
+                                          const ShimExecProcess& process);
+
+// What an attacher saw: output by stream and the exit record, if the exit frame came.
+struct AttachResult {
+  std::string out;
+  std::string err;
+  absl::StatusOr<ExitRecord> exit = absl::UnknownError("no exit frame");
+};
+
+// An attach client (ConnectAttachSocket + frames) for tests.
+class Attacher {
+ public:
+  static absl::StatusOr<Attacher> Connect(const std::string& dir);
+  absl::Status Send(uint8_t type, const std::string& payload);
+  absl::Status Resize(uint16_t rows, uint16_t cols);
+  // Reads frames until stdout contains `needle` (true) or the deadline passes / exit (false).
+  bool WaitForOutput(const std::string& needle, absl::Duration timeout = absl::Seconds(10));
+  // Reads until the exit frame or EOF or the deadline.
+  AttachResult ReadToExit(absl::Duration timeout = absl::Seconds(10));
+  const AttachResult& seen() const { return seen_; }
+
+ private:
+  bool ReadSome(absl::Time deadline);  // False at EOF, error or deadline.
+  linux::UniqueFd fd_;
+  AttachFrameReader reader_;
+  AttachResult seen_;
+  bool done_ = false;
+};
 
 // Waits for node-shim to exit; its exit status, or DEADLINE_EXCEEDED (it is then killed).
 absl::StatusOr<int> WaitShim(ShimProcess& shim, absl::Duration timeout = absl::Seconds(20));
