@@ -1,21 +1,25 @@
 // nodectl run / create / start / ps / inspect / logs / kill / wait / rm.
 
 #include <google/protobuf/util/json_util.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "cmd/nodectl/commands.h"
 #include "cmd/nodectl/run_flags.h"
 #include "cmd/nodectl/signals.h"
+#include "services/common/linux/terminal.h"
 
 namespace nodeagent::nodectl {
 namespace {
@@ -36,6 +40,21 @@ struct RunOptions {
   std::vector<std::string> volumes;
   std::vector<std::string> tmpfs;
   std::vector<std::string> mounts;
+  bool tty = false;
+  bool interactive = false;
+  std::string network = "none";
+  std::string ipc;
+  std::string pid;
+  std::string user;
+  std::vector<std::string> cap_add;
+  std::vector<std::string> cap_drop;
+  bool privileged = false;
+  std::vector<std::string> security_opts;
+  bool read_only = false;
+  bool init = false;
+  std::string prompt;
+  std::string stop_signal;
+  int stop_timeout = 0;
 };
 
 void WriteAllTo(int fd, const std::string& data) {
@@ -95,7 +114,39 @@ absl::StatusOr<v1::ContainerSpec> MakeSpec(const RunOptions& options,
   spec.set_working_dir(options.workdir);
   spec.set_hostname(options.hostname);
   spec.set_auto_remove(options.remove);
-  spec.mutable_network()->set_mode("none");
+  spec.mutable_network()->set_mode(options.network);
+  spec.set_ipc_mode(options.ipc);
+  spec.set_pid_mode(options.pid);
+  spec.set_user(options.user);
+  for (const std::string& cap : options.cap_add) spec.add_cap_add(cap);
+  for (const std::string& cap : options.cap_drop) spec.add_cap_drop(cap);
+  spec.set_privileged(options.privileged);
+  for (const std::string& opt : options.security_opts) {
+    absl::string_view value = opt;
+    if (absl::ConsumePrefix(&value, "seccomp=") || absl::ConsumePrefix(&value, "seccomp:")) {
+      spec.set_seccomp_profile(std::string(value));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unsupported --security-opt \"", opt, "\": only seccomp=... is"));
+    }
+  }
+  spec.set_read_only_rootfs(options.read_only);
+  spec.set_tty(options.tty);
+  spec.set_stdin_open(options.interactive);
+  spec.set_init(options.init || !options.prompt.empty());
+  spec.set_init_prompt(options.prompt);
+  if (!options.stop_signal.empty()) {
+    int sig = ParseSignal(options.stop_signal);
+    if (sig == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown --stop-signal \"", options.stop_signal, "\""));
+    }
+    spec.set_stop_signal(sig);
+  }
+  if (options.stop_timeout < 0) {
+    return absl::InvalidArgumentError("--stop-timeout must not be negative");
+  }
+  spec.set_stop_timeout_seconds(options.stop_timeout);
   v1::Resources* resources = spec.mutable_resources();
   if (!options.memory.empty()) {
     auto bytes = ParseMemoryBytes(options.memory);
@@ -475,7 +526,203 @@ int PauseOrUnpause(CliContext& ctx, const std::vector<std::string>& ids, bool pa
   return rc;
 }
 
+// Pumps an attach or exec stream between this terminal and the container until the exit
+// message: raw mode with a tty, local input with `interactive`, window-size changes, other
+// signals sent to the container. Returns the exit code.
+template <typename Request, typename Response>
+int PumpStdio(CliContext& ctx, const std::string& container_id,
+              grpc::ClientReaderWriterInterface<Request, Response>* stream,
+              grpc::ClientContext* context, Request first, bool tty, bool interactive) {
+  std::mutex write_mu;  // gRPC allows one writer at a time; input and resize both write.
+  if (auto size = linux::TerminalSize(STDIN_FILENO); size && tty) {
+    first.set_rows(static_cast<uint32_t>(size->first));
+    first.set_cols(static_cast<uint32_t>(size->second));
+  }
+  if (!stream->Write(first)) {
+    PrintError(absl::StrCat("attach ", container_id), stream->Finish(), "runtime");
+    return kExitRunError;
+  }
+  std::optional<linux::RawTerminal> raw;
+  if (tty && linux::IsTerminal(STDIN_FILENO)) {
+    auto entered = linux::RawTerminal::Enter(STDIN_FILENO);
+    if (entered.ok()) raw.emplace(*std::move(entered));
+  }
+  SetSignalHandler([&](int sig) {
+    if (sig == SIGWINCH) {
+      auto size = linux::TerminalSize(STDIN_FILENO);
+      if (!size) return;
+      Request resize;
+      resize.set_rows(static_cast<uint32_t>(size->first));
+      resize.set_cols(static_cast<uint32_t>(size->second));
+      std::lock_guard<std::mutex> lock(write_mu);
+      stream->Write(resize);
+      return;
+    }
+    v1::KillContainerRequest kill;
+    kill.set_id(container_id);
+    kill.set_signal(sig);
+    v1::KillContainerResponse killed;
+    auto kill_context = CliContext::Deadline(10);
+    (void)ctx.Runtime()->KillContainer(kill_context.get(), kill, &killed);
+  });
+  if (interactive) {
+    // Detached: a read() on the terminal cannot be interrupted; the process exits after this.
+    std::thread([stream, &write_mu] {
+      std::string buffer(65536, '\0');
+      while (true) {
+        ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        std::lock_guard<std::mutex> lock(write_mu);
+        Request input;
+        if (n <= 0) {
+          input.set_close_stdin(true);
+          stream->Write(input);
+          return;
+        }
+        input.set_stdin(buffer.data(), static_cast<size_t>(n));
+        if (!stream->Write(input)) return;
+      }
+    }).detach();
+  }
+  int exit_code = kExitRunError;
+  bool exited = false;
+  Response response;
+  while (stream->Read(&response)) {
+    if (response.has_output()) {
+      WriteAllTo(response.output().stream() == v1::OutputChunk::STREAM_STDERR ? STDERR_FILENO
+                                                                              : STDOUT_FILENO,
+                 response.output().data());
+    }
+    if (response.has_exit()) {
+      exited = true;
+      exit_code = response.exit().exit_code();
+      if (!response.exit().error().empty()) PrintError(response.exit().error());
+      break;
+    }
+  }
+  SetSignalHandler(nullptr);
+  raw.reset();
+  if (exited) {
+    context->TryCancel();  // Ends our half too; the input thread may still hold it open.
+    return exit_code;
+  }
+  // The service ended the call without an exit: its status says why.
+  grpc::Status status = stream->Finish();
+  PrintError(container_id, status, "runtime");
+  return kExitRunError;
+}
+
+int AttachTo(CliContext& ctx, const std::string& id, bool tty, bool interactive) {
+  grpc::ClientContext context;  // As long as the container runs.
+  auto stream = ctx.Runtime()->AttachContainer(&context);
+  v1::AttachContainerRequest first;
+  first.set_id(id);
+  return PumpStdio(ctx, id, stream.get(), &context, first, tty, interactive);
+}
+
+struct ExecOptions {
+  bool tty = false;
+  bool interactive = false;
+  std::vector<std::string> env;
+  std::string workdir;
+  std::string user;
+  bool privileged = false;
+};
+
+int Exec(CliContext& ctx, const ExecOptions& options, const std::vector<std::string>& positional) {
+  if (positional.size() < 2) {
+    PrintError("exec: usage: nodectl exec [OPTIONS] CONTAINER COMMAND [ARG...]");
+    return kExitRunError;
+  }
+  grpc::ClientContext context;  // As long as the process runs.
+  auto stream = ctx.Runtime()->ExecContainer(&context);
+  v1::ExecContainerRequest first;
+  first.set_id(positional[0]);
+  for (size_t i = 1; i < positional.size(); ++i) first.add_args(positional[i]);
+  for (const std::string& e : ResolveEnv(options.env)) first.add_env(e);
+  first.set_working_dir(options.workdir);
+  first.set_user(options.user);
+  first.set_tty(options.tty);
+  first.set_stdin_open(options.interactive);
+  first.set_privileged(options.privileged);
+  return PumpStdio(ctx, positional[0], stream.get(), &context, first, options.tty,
+                   options.interactive);
+}
+
+int RunInteractive(CliContext& ctx, const RunOptions& options,
+                   const std::vector<std::string>& positional) {
+  auto stub = ctx.Runtime();
+  v1::CreateContainerRequest create;
+  create.set_name(options.name);
+  auto spec = MakeSpec(options, positional);
+  if (!spec.ok()) {
+    PrintError(std::string(spec.status().message()));
+    return kExitRunError;
+  }
+  *create.mutable_spec() = *std::move(spec);
+  v1::CreateContainerResponse created;
+  auto create_context = CliContext::Deadline(120);
+  grpc::Status status = stub->CreateContainer(create_context.get(), create, &created);
+  if (!status.ok()) {
+    PrintError("create container", status, "runtime");
+    return kExitRunError;
+  }
+  const std::string id = created.container().id();
+  v1::StartContainerRequest start;
+  start.set_id(id);
+  v1::StartContainerResponse started;
+  auto start_context = CliContext::Deadline(60);
+  status = stub->StartContainer(start_context.get(), start, &started);
+  if (!status.ok()) {
+    PrintError("start container", status, "runtime");
+    return status.error_code() == grpc::StatusCode::NOT_FOUND           ? 127
+           : status.error_code() == grpc::StatusCode::PERMISSION_DENIED ? 126
+                                                                        : kExitRunError;
+  }
+  int exit_code = AttachTo(ctx, id, options.tty, options.interactive);
+  if (options.remove) {
+    // The runtime removes it once the exit is recorded; return only after that, as `run --rm`
+    // without -i does, so a script's next command sees it gone.
+    v1::WaitContainerRequest wait;
+    wait.set_id(id);
+    v1::WaitContainerResponse waited;
+    auto wait_context = CliContext::Deadline(30);
+    (void)stub->WaitContainer(wait_context.get(), wait, &waited);
+    v1::RemoveContainerRequest remove;
+    remove.set_id(id);
+    v1::RemoveContainerResponse removed;
+    auto remove_context = CliContext::Deadline(30);
+    status = stub->RemoveContainer(remove_context.get(), remove, &removed);
+    if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
+      PrintError(absl::StrCat("rm ", id), status, "runtime");
+    }
+  }
+  return exit_code;
+}
+
 void AddRunFlags(CLI::App* cmd, RunOptions* options) {
+  cmd->add_flag("-t,--tty", options->tty, "Allocate a terminal");
+  cmd->add_flag("-i,--interactive", options->interactive, "Keep stdin open and send it");
+  cmd->add_option("--network", options->network, "none, host or container:NAME")
+      ->capture_default_str();
+  cmd->add_option("--ipc", options->ipc, "private, shareable, host or container:NAME");
+  cmd->add_option("--pid", options->pid, "private, host or container:NAME");
+  cmd->add_option("-u,--user", options->user, "uid[:gid] or name[:group]");
+  cmd->add_option("--cap-add", options->cap_add, "Add a capability (or ALL)")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_option("--cap-drop", options->cap_drop, "Drop a capability (or ALL)")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_flag("--privileged", options->privileged, "Turn hardening off");
+  cmd->add_option("--security-opt", options->security_opts, "seccomp=default|unconfined")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_flag("--read-only", options->read_only, "Mount the rootfs read-only");
+  cmd->add_flag("--init", options->init, "Run an init as PID 1 that reaps and forwards signals");
+  cmd->add_option("--prompt", options->prompt, "With --init: the shell prompt (PS1) it sets");
+  cmd->add_option("--stop-signal", options->stop_signal, "Signal `stop` sends first");
+  cmd->add_option("--stop-timeout", options->stop_timeout, "Seconds `stop` waits before SIGKILL");
   cmd->add_option("--name", options->name, "Container name");
   cmd->add_option("--hostname", options->hostname, "Container hostname");
   cmd->add_option("-e,--env", options->env, "Set an environment variable (KEY=VALUE or KEY)")
@@ -519,9 +766,13 @@ void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_cod
       *exit_code = kExitRunError;
       return;
     }
-    *exit_code = run_options->detach
-                     ? CreateAndMaybeStart(context, *run_options, positional, /*start=*/true)
-                     : RunForeground(context, *run_options, positional);
+    if (run_options->detach) {
+      *exit_code = CreateAndMaybeStart(context, *run_options, positional, /*start=*/true);
+    } else if (run_options->tty || run_options->interactive) {
+      *exit_code = RunInteractive(context, *run_options, positional);
+    } else {
+      *exit_code = RunForeground(context, *run_options, positional);
+    }
   });
 
   auto create_options = std::make_shared<RunOptions>();
@@ -591,6 +842,39 @@ void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_cod
   unpause->add_option("containers", *ids, "Containers")->required();
   unpause->callback(
       [&context, exit_code, ids] { *exit_code = PauseOrUnpause(context, *ids, false); });
+
+  auto exec_options = std::make_shared<ExecOptions>();
+  CLI::App* exec = app.add_subcommand("exec", "Run a command in a running container");
+  exec->add_flag("-t,--tty", exec_options->tty, "Allocate a terminal");
+  exec->add_flag("-i,--interactive", exec_options->interactive, "Keep stdin open and send it");
+  exec->add_option("-e,--env", exec_options->env, "Set an environment variable")
+      ->take_all()
+      ->allow_extra_args(false);
+  exec->add_option("-w,--workdir", exec_options->workdir, "Working directory");
+  exec->add_option("-u,--user", exec_options->user, "uid[:gid] or name[:group]");
+  exec->add_flag("--privileged", exec_options->privileged, "All capabilities, no seccomp");
+  exec->prefix_command();
+  exec->callback([&context, exit_code, exec_options, exec] {
+    *exit_code = Exec(context, *exec_options, exec->remaining());
+  });
+
+  auto attach_id = std::make_shared<std::string>();
+  CLI::App* attach = app.add_subcommand("attach", "Attach to a running container's stdio");
+  attach->add_option("container", *attach_id, "Container")->required();
+  attach->callback([&context, exit_code, attach_id] {
+    v1::GetContainerRequest request;
+    request.set_id(*attach_id);
+    v1::GetContainerResponse response;
+    auto get_context = CliContext::Deadline();
+    grpc::Status status = context.Runtime()->GetContainer(get_context.get(), request, &response);
+    if (!status.ok()) {
+      PrintError(absl::StrCat("attach ", *attach_id), status, "runtime");
+      *exit_code = kExitFailure;
+      return;
+    }
+    *exit_code = AttachTo(context, response.container().id(), response.container().spec().tty(),
+                          response.container().spec().stdin_open());
+  });
 
   auto force = std::make_shared<bool>(false);
   CLI::App* rm = app.add_subcommand("rm", "Remove containers");

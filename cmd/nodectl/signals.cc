@@ -21,7 +21,7 @@ std::function<void(int)> g_handler;
 sigset_t ForwardedSignals() {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, sig);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, sig);
   return set;
 }
 
@@ -42,7 +42,7 @@ void BlockAndHandleSignals() {
       }
       if (handler) {
         handler(sig);
-      } else {
+      } else if (sig != SIGWINCH) {
         _exit(128 + sig);
       }
     }

@@ -254,6 +254,25 @@ absl::Status ValidateConfig(const ContainerConfig& config) {
   if (!config.hostname.empty()) {
     if (absl::Status s = ValidateHostname(config.hostname); !s.ok()) return s;
   }
+  for (const auto& [flag, mode] :
+       {std::pair<const char*, const std::string&>{"--network", config.network_mode},
+        {"--ipc", config.ipc_mode},
+        {"--pid", config.pid_mode}}) {
+    bool known = mode.empty() || mode == "private" || mode == "host" ||
+                 absl::StartsWith(mode, "container:") ||
+                 (std::string(flag) == "--ipc" && mode == "shareable") ||
+                 std::string(flag) == "--network";  // Network names are the network service's.
+    if (!known) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid ", flag, " \"", mode, "\": want private, host or container:NAME"));
+    }
+  }
+  if (!config.seccomp_profile.empty() && config.seccomp_profile != "default" &&
+      config.seccomp_profile != "unconfined") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "seccomp profile \"", config.seccomp_profile,
+        "\" is not supported: use default or unconfined (custom JSON profiles are not yet)"));
+  }
   for (const MountSpec& m : config.mounts) {
     if (m.destination.empty() || m.destination.front() != '/' || m.destination == "/") {
       return absl::InvalidArgumentError(absl::StrCat("invalid mount destination \"", m.destination,

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "services/common/linux/files.h"
 #include "services/common/log.h"
@@ -44,6 +45,7 @@ std::string RandomId() {
 
 ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
                           const std::vector<MountSpec>& mounts,
+                          std::optional<std::vector<ShimNamespace>> namespaces,
                           std::vector<std::string> cgroup_dirs) {
   ShimConfig shim;
   shim.id = r.id;
@@ -60,6 +62,23 @@ ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
   shim.env = r.process_env;
   shim.cwd = r.process_cwd;
   shim.cgroup_dirs = std::move(cgroup_dirs);
+  shim.namespaces = std::move(namespaces);
+  const ContainerConfig& c = r.config;
+  shim.tty = c.tty;
+  shim.stdin_open = c.stdin_open;
+  shim.init = c.init;
+  shim.init_prompt = c.init_prompt;
+  shim.user = c.user;
+  shim.privileged = c.privileged;
+  shim.cap_add = c.cap_add;
+  shim.cap_drop = c.cap_drop;
+  shim.seccomp = c.seccomp_profile;
+  for (const IdMapping& m : c.userns.uid_mappings) {
+    shim.uid_mappings.push_back({m.container_id, m.host_id, m.size});
+  }
+  for (const IdMapping& m : c.userns.gid_mappings) {
+    shim.gid_mappings.push_back({m.container_id, m.host_id, m.size});
+  }
   return shim;
 }
 
@@ -321,11 +340,14 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
 
   auto mounts = ResolveMounts(record.config.mounts);
   if (!mounts.ok()) return fail(mounts.status());
+  auto namespaces = ResolveNamespaces(record.config);
+  if (!namespaces.ok()) return fail(namespaces.status());
   auto cgroup_dirs = cgroups_->Create(record.id, record.config.limits);
   if (!cgroup_dirs.ok()) return fail(cgroup_dirs.status());
   absl::Status written = linux::WriteFileAtomic(
       absl::StrCat(bundle, "/", kShimConfigFile),
-      SerializeShimConfig(MakeShimConfig(record, bundle, *mounts, *cgroup_dirs)), 0600);
+      SerializeShimConfig(MakeShimConfig(record, bundle, *mounts, *namespaces, *cgroup_dirs)),
+      0600);
   if (!written.ok()) return fail(written);
   auto launched = LaunchShim(options_.shim_path, bundle, options_.start_timeout);
   if (!launched.ok()) return fail(launched.status());
@@ -614,9 +636,88 @@ absl::StatusOr<int> ContainerManager::LivePid(const std::string& ref) {
   return record.pid;
 }
 
+absl::StatusOr<ContainerManager::ExecSession> ContainerManager::StartExec(
+    const std::string& ref, const ShimExecProcess& process) {
+  NA_ASSIGN_OR_RETURN(ContainerRecord record, Get(ref));
+  if (record.state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is not running (",
+                     ContainerStateName(record.state), "): exec needs a running container"));
+  }
+  if (process.args.empty()) return absl::InvalidArgumentError("exec: no command given");
+  std::string exec_id = RandomId().substr(0, 16);
+  ExecSession session;
+  session.dir = absl::StrCat(BundleDir(record.id), "/", kExecDirPrefix, exec_id);
+  NA_RETURN_IF_ERROR(linux::MakeDirs(session.dir, 0700));
+  absl::Cleanup remove_dir = [&session] { (void)linux::RemoveTree(session.dir); };
+  NA_RETURN_IF_ERROR(linux::WriteFileAtomic(absl::StrCat(session.dir, "/process.json"),
+                                            SerializeExecProcess(process), 0600));
+  auto launched =
+      LaunchExecShim(options_.shim_path, BundleDir(record.id), exec_id, options_.start_timeout);
+  if (!launched.ok()) {
+    // An exec error ('exec "x": executable file not found') already says what failed.
+    if (IsExecError(launched.status())) return launched.status();
+    return Annotate(launched.status(), absl::StrCat("exec in ", record.name));
+  }
+  NA_ASSIGN_OR_RETURN(session.attach, AttachSession::Connect(session.dir));
+  std::move(remove_dir).Cancel();
+  return session;
+}
+
+void ContainerManager::FinishExec(const ExecSession& session) {
+  if (absl::Status s = linux::RemoveTree(session.dir); !s.ok()) LogWarning("%s", s.ToString());
+}
+
+absl::StatusOr<std::unique_ptr<AttachSession>> ContainerManager::Attach(const std::string& ref) {
+  NA_ASSIGN_OR_RETURN(ContainerRecord record, Get(ref));
+  if (!IsLive(record.state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.name, " is not running"));
+  }
+  auto session = AttachSession::Connect(BundleDir(record.id));
+  if (!session.ok()) return Annotate(session.status(), absl::StrCat("attach ", record.name));
+  return session;
+}
+
 absl::StatusOr<std::vector<MountInfoEntry>> ContainerManager::Mounts(const std::string& ref) {
   NA_ASSIGN_OR_RETURN(int pid, LivePid(ref));
   return ReadMountInfo(pid);
+}
+
+absl::StatusOr<std::optional<std::vector<ShimNamespace>>> ContainerManager::ResolveNamespaces(
+    const ContainerConfig& config) {
+  // Each mode: "" / "private" (and for ipc "shareable", for net "none"): a new namespace;
+  // "host": the host's; "container:REF": the namespace of that running container.
+  struct Mode {
+    const char* type;
+    const std::string& mode;
+  };
+  const Mode modes[] = {
+      {"net", config.network_mode}, {"ipc", config.ipc_mode}, {"pid", config.pid_mode}};
+  std::vector<ShimNamespace> namespaces = {{"mnt", ""}, {"uts", ""}, {"cgroup", ""}};
+  bool all_default = true;
+  for (const Mode& m : modes) {
+    if (m.mode.empty() || m.mode == "private" || m.mode == "none" || m.mode == "shareable") {
+      namespaces.push_back({m.type, ""});
+      continue;
+    }
+    all_default = false;
+    if (m.mode == "host") continue;
+    absl::string_view other = m.mode;
+    if (!absl::ConsumePrefix(&other, "container:")) {
+      return absl::UnimplementedError(absl::StrCat(
+          m.type, " mode \"", m.mode, "\" needs the network service (bridge networks)"));
+    }
+    auto pid = LivePid(std::string(other));
+    if (!pid.ok()) return Annotate(pid.status(), absl::StrCat("join the ", m.type, " namespace"));
+    namespaces.push_back({m.type, absl::StrCat("/proc/", *pid, "/ns/", m.type)});
+  }
+  if (config.userns.mode == "map") {
+    namespaces.push_back({"user", ""});
+    all_default = false;
+  }
+  if (all_default) return std::optional<std::vector<ShimNamespace>>();
+  return std::optional<std::vector<ShimNamespace>>(std::move(namespaces));
 }
 
 std::string ContainerManager::VolumeDir(const std::string& name) const {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "services/runtime/core/event_hub.h"
 #include "services/runtime/core/log_format.h"
 #include "services/runtime/core/snapshot_source.h"
+#include "services/runtime/linux/attach_session.h"
 #include "services/runtime/linux/cgroup_driver.h"
 #include "services/runtime/linux/dir_watch.h"
 #include "services/runtime/linux/pidfd_monitor.h"
@@ -59,6 +61,17 @@ class ContainerManager {
   // Host PID of a running container's first process; FAILED_PRECONDITION when not running.
   absl::StatusOr<int> LivePid(const std::string& ref);
   absl::StatusOr<std::vector<MountInfoEntry>> Mounts(const std::string& ref);
+  // Starts one more process in a running container (node-shim exec) and connects to its
+  // stdio. The exec's directory is removed when the returned session's owner calls
+  // FinishExec. NOT_FOUND / PERMISSION_DENIED for a command that cannot be run.
+  struct ExecSession {
+    std::string dir;
+    std::unique_ptr<AttachSession> attach;
+  };
+  absl::StatusOr<ExecSession> StartExec(const std::string& ref, const ShimExecProcess& process);
+  void FinishExec(const ExecSession& session);
+  // A live connection to a running container's stdio (its shim's attach socket).
+  absl::StatusOr<std::unique_ptr<AttachSession>> Attach(const std::string& ref);
 
   struct VolumeInfo {
     std::string name;
@@ -108,6 +121,10 @@ class ContainerManager {
   absl::Status WatchShim(const ContainerRecord& record);
   void Publish(absl::string_view type, const ContainerRecord& record);
   std::string VolumeDir(const std::string& name) const;
+  // The namespaces node-shim makes or joins, from the network/ipc/pid modes and userns;
+  // nullopt when all are the defaults (new pid, mnt, uts, ipc, net, cgroup).
+  absl::StatusOr<std::optional<std::vector<ShimNamespace>>> ResolveNamespaces(
+      const ContainerConfig& config);
   // The mounts node-shim applies: named volumes become binds of their directories (created on
   // first use); bind sources must exist.
   absl::StatusOr<std::vector<MountSpec>> ResolveMounts(const std::vector<MountSpec>& mounts);

@@ -1,20 +1,15 @@
 #include "services/runtime/grpc/runtime_service.h"
 
+#include <thread>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc/status_convert.h"
 #include "services/common/log.h"
 #include "services/runtime/grpc/convert.h"
+#include "services/runtime/linux/exec_lookup.h"
 
 namespace nodeagent::runtime {
-namespace {
-
-grpc::Status NotYet(absl::string_view rpc, absl::string_view issue) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      absl::StrCat(rpc, ": not implemented yet (", issue, ")"));
-}
-
-}  // namespace
 
 grpc::Status RuntimeServiceImpl::CreateContainer(grpc::ServerContext*,
                                                  const v1::CreateContainerRequest* request,
@@ -157,14 +152,143 @@ grpc::Status RuntimeServiceImpl::ResumeContainer(grpc::ServerContext*,
   return ToGrpcStatus(manager_->Resume(request->id()));
 }
 grpc::Status RuntimeServiceImpl::AttachContainer(
-    grpc::ServerContext*,
-    grpc::ServerReaderWriter<v1::AttachContainerResponse, v1::AttachContainerRequest>*) {
-  return NotYet("AttachContainer", "TTY and attach, issue 3");
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::AttachContainerResponse, v1::AttachContainerRequest>* stream) {
+  v1::AttachContainerRequest first;
+  if (!stream->Read(&first)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "attach: no request");
+  }
+  auto session = manager_->Attach(first.id());
+  if (!session.ok()) return ToGrpcStatus(session.status());
+  AttachSession* attach = session->get();
+  auto forward = [attach](const v1::AttachContainerRequest& request) {
+    if (request.rows() > 0 && request.cols() > 0) {
+      (void)attach->Resize(static_cast<uint16_t>(request.rows()),
+                           static_cast<uint16_t>(request.cols()));
+    }
+    if (!request.stdin().empty()) (void)attach->Send(kAttachStdin, request.stdin());
+    if (request.close_stdin()) (void)attach->Send(kAttachCloseStdin, "");
+  };
+  forward(first);
+  // Input runs beside the output loop; it ends when the client half-closes or the call ends.
+  std::thread input([stream, &forward] {
+    v1::AttachContainerRequest request;
+    while (stream->Read(&request)) forward(request);
+  });
+  grpc::Status result = grpc::Status::OK;
+  while (true) {
+    auto frame = attach->Receive();
+    if (!frame.ok()) {
+      result = ToGrpcStatus(frame.status());
+      break;
+    }
+    if (!frame->has_value()) break;
+    v1::AttachContainerResponse response;
+    const AttachFrame& f = **frame;
+    if (f.type == kAttachStdout || f.type == kAttachStderr) {
+      v1::OutputChunk* out = response.mutable_output();
+      out->set_stream(f.type == kAttachStdout ? v1::OutputChunk::STREAM_STDOUT
+                                              : v1::OutputChunk::STREAM_STDERR);
+      out->set_data(f.payload);
+    } else if (f.type == kAttachExit) {
+      auto exit = ParseExitRecord(f.payload);
+      if (exit.ok()) ExitToProto(*exit, "", response.mutable_exit());
+    } else {
+      continue;
+    }
+    if (!stream->Write(response) || f.type == kAttachExit) break;
+  }
+  attach->Shutdown();
+  context->TryCancel();  // Unblocks the input thread's Read.
+  input.join();
+  return result;
 }
+
 grpc::Status RuntimeServiceImpl::ExecContainer(
-    grpc::ServerContext*,
-    grpc::ServerReaderWriter<v1::ExecContainerResponse, v1::ExecContainerRequest>*) {
-  return NotYet("ExecContainer", "exec, issue 3");
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::ExecContainerResponse, v1::ExecContainerRequest>* stream) {
+  v1::ExecContainerRequest first;
+  if (!stream->Read(&first)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "exec: no request");
+  }
+  ShimExecProcess process;
+  process.args.assign(first.args().begin(), first.args().end());
+  process.cwd = first.working_dir();
+  process.user = first.user();
+  process.tty = first.tty();
+  process.stdin_open = first.stdin_open();
+  process.tty_rows = static_cast<uint16_t>(first.rows());
+  process.tty_cols = static_cast<uint16_t>(first.cols());
+  process.privileged = first.privileged();
+  if (!first.env().empty()) {
+    // The shim takes the whole environment: the container's, then these on top.
+    auto record = manager_->Get(first.id());
+    if (!record.ok()) return ToGrpcStatus(record.status());
+    ContainerConfig overlay;
+    overlay.image = record->config.image;
+    overlay.args = record->process_args;
+    overlay.env.assign(first.env().begin(), first.env().end());
+    ImageRunDefaults base;
+    base.env = record->process_env;
+    auto resolved = ResolveProcess(overlay, base, record->config.hostname);
+    if (!resolved.ok()) return ToGrpcStatus(resolved.status());
+    process.env = resolved->env;
+  }
+  auto session = manager_->StartExec(first.id(), process);
+  if (!session.ok()) {
+    if (IsExecError(session.status())) {
+      // Like `docker exec`: the process could not start; report it as its exit.
+      v1::ExecContainerResponse response;
+      ExitRecord exit;
+      exit.exit_code = StartErrorExitCode(session.status());
+      ExitToProto(exit, session.status().message(), response.mutable_exit());
+      stream->Write(response);
+      return grpc::Status::OK;
+    }
+    return ToGrpcStatus(session.status());
+  }
+  AttachSession* attach = session->attach.get();
+  auto forward = [attach](const v1::ExecContainerRequest& request) {
+    if (request.rows() > 0 && request.cols() > 0) {
+      (void)attach->Resize(static_cast<uint16_t>(request.rows()),
+                           static_cast<uint16_t>(request.cols()));
+    }
+    if (!request.stdin().empty()) (void)attach->Send(kAttachStdin, request.stdin());
+    if (request.close_stdin()) (void)attach->Send(kAttachCloseStdin, "");
+  };
+  forward(first);
+  std::thread input([stream, &forward] {
+    v1::ExecContainerRequest request;
+    while (stream->Read(&request)) forward(request);
+  });
+  grpc::Status result = grpc::Status::OK;
+  while (true) {
+    auto frame = attach->Receive();
+    if (!frame.ok()) {
+      result = ToGrpcStatus(frame.status());
+      break;
+    }
+    if (!frame->has_value()) break;
+    const AttachFrame& f = **frame;
+    v1::ExecContainerResponse response;
+    if (f.type == kAttachStdout || f.type == kAttachStderr) {
+      v1::OutputChunk* out = response.mutable_output();
+      out->set_stream(f.type == kAttachStdout ? v1::OutputChunk::STREAM_STDOUT
+                                              : v1::OutputChunk::STREAM_STDERR);
+      out->set_data(f.payload);
+    } else if (f.type == kAttachExit) {
+      auto exit = ParseExitRecord(f.payload);
+      if (exit.ok()) ExitToProto(*exit, "", response.mutable_exit());
+    } else {
+      continue;
+    }
+    if (!stream->Write(response) || f.type == kAttachExit) break;
+  }
+  attach->Shutdown();
+  context->TryCancel();
+  input.join();
+  manager_->FinishExec(*session);
+  return result;
 }
 grpc::Status RuntimeServiceImpl::ListNamespaces(grpc::ServerContext*,
                                                 const v1::ListNamespacesRequest* request,

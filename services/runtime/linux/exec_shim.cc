@@ -238,6 +238,8 @@ int RunExecShim(const std::string& bundle, const std::string& exec_id, int start
   ExitRecord record = monitor.Run();
   absl::Status written =
       linux::WriteFileAtomic(absl::StrCat(dir, "/", kExitFile), SerializeExitRecord(record));
+  // The runtime connects right after the start report; a quick process may be gone by then.
+  monitor.AwaitFirstAttacher(5000);
   ::unlink(absl::StrCat(dir, "/", kAttachSocketFile).c_str());
   monitor.SendExit(record);
   if (!written.ok()) {

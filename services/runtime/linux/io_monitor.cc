@@ -328,6 +328,16 @@ void IoMonitor::Forward() {
   }
 }
 
+void IoMonitor::AwaitFirstAttacher(int timeout_ms) {
+  if (ever_attached_ || io_.listen_fd < 0) return;
+  struct pollfd pfd = {io_.listen_fd, POLLIN, 0};
+  int rc;
+  do {
+    rc = ::poll(&pfd, 1, timeout_ms);
+  } while (rc < 0 && errno == EINTR);
+  if (rc > 0) Accept();
+}
+
 void IoMonitor::SendExit(const ExitRecord& record) {
   if (io_.listen_fd >= 0) {
     // Late attachers get ECONNREFUSED rather than a socket nobody serves.

@@ -39,6 +39,11 @@ class IoMonitor {
   // until empty). Returns its end; oom_killed is left to the caller.
   ExitRecord Run();
 
+  // When nobody has attached yet, waits up to `timeout_ms` for a first attacher (who then
+  // gets the replayed output and the exit), so a client that connects just after a quick
+  // process ends still sees everything. Returns at once if someone attached before.
+  void AwaitFirstAttacher(int timeout_ms);
+
   // Sends the exit frame to every attacher, flushes what they have pending (for at most two
   // seconds) and closes them and the attach socket.
   void SendExit(const ExitRecord& record);

@@ -205,6 +205,9 @@ int RunShim(const std::string& bundle, int start_fd) {
   record.oom_killed = ReadOomKilled(started->config.cgroup_dirs);
   absl::Status written =
       linux::WriteFileAtomic(BundleFile(bundle, kExitFile), SerializeExitRecord(record));
+  // An interactive container is expected to have an attacher (`run -i`); one that connects
+  // just after a quick process ended still gets its output and exit. Bounded: nobody may come.
+  if (started->config.tty || started->config.stdin_open) monitor.AwaitFirstAttacher(2000);
   // The socket file goes first: an attacher arriving now is refused and reads exit.json.
   ::unlink(BundleFile(bundle, kAttachSocketFile).c_str());
   monitor.SendExit(record);

@@ -45,8 +45,24 @@ absl::StatusOr<std::string> ReadReport(int fd, absl::Time deadline) {
 
 }  // namespace
 
+static absl::StatusOr<LaunchedShim> SpawnAndReport(const std::string& shim_path,
+                                                   std::vector<std::string> args,
+                                                   absl::Duration timeout);
+
 absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std::string& bundle,
                                         absl::Duration timeout) {
+  return SpawnAndReport(shim_path, {shim_path, "--bundle", bundle}, timeout);
+}
+
+absl::StatusOr<LaunchedShim> LaunchExecShim(const std::string& shim_path, const std::string& bundle,
+                                            const std::string& exec_id, absl::Duration timeout) {
+  return SpawnAndReport(shim_path, {shim_path, "exec", "--bundle", bundle, "--exec-id", exec_id},
+                        timeout);
+}
+
+static absl::StatusOr<LaunchedShim> SpawnAndReport(const std::string& shim_path,
+                                                   std::vector<std::string> args,
+                                                   absl::Duration timeout) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return linux::LastErrnoStatus("pipe2");
   linux::UniqueFd read_end(fds[0]);
@@ -69,7 +85,6 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
 
-  std::vector<std::string> args = {shim_path, "--bundle", bundle};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

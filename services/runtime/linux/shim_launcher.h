@@ -19,5 +19,9 @@ struct LaunchedShim {
 // shim reported (the shim has then exited and left nothing running).
 absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std::string& bundle,
                                         absl::Duration timeout);
+// `shim_path exec --bundle <bundle> --exec-id <exec_id>`: one more process in a running
+// container; same start report.
+absl::StatusOr<LaunchedShim> LaunchExecShim(const std::string& shim_path, const std::string& bundle,
+                                            const std::string& exec_id, absl::Duration timeout);
 
 }  // namespace nodeagent::runtime
