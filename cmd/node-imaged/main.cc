@@ -40,12 +40,16 @@ int main(int argc, char** argv) {
   std::string listen;
   std::string busybox(nodeagent::image::kDefaultBusyboxPath);
   std::string log_level = "info";
+  int64_t max_layer_bytes = nodeagent::image::ImageStoreOptions().max_layer_bytes;
   app.add_option("--root", root, "State directory")->capture_default_str();
   app.add_option("--run-dir", run_dir, "Directory of the service socket (image.sock)")
       ->capture_default_str();
   app.add_option("--listen", listen, "Also listen on this TCP address (e.g. 127.0.0.1:7001)");
   app.add_option("--busybox", busybox,
                  "busybox-static binary the built-in busybox image is made from")
+      ->capture_default_str();
+  app.add_option("--max-layer-bytes", max_layer_bytes,
+                 "Largest uncompressed layer accepted (hostile archives); 0 for no limit")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warning or error")
       ->capture_default_str()
@@ -57,7 +61,7 @@ int main(int argc, char** argv) {
   nodeagent::SetLogLevel(level);
 
   absl::StatusOr<std::unique_ptr<nodeagent::image::ImageStore>> store =
-      nodeagent::image::ImageStore::Open({.root = root});
+      nodeagent::image::ImageStore::Open({.root = root, .max_layer_bytes = max_layer_bytes});
   if (!store.ok()) {
     nodeagent::LogError("%s", store.status().ToString());
     return 1;

@@ -172,7 +172,11 @@ absl::StatusOr<std::string> BuildBusyboxRootfsTar(const std::string& busybox_pat
 }
 
 absl::Status EnsureBusyboxImage(ImageStore& store, const std::string& busybox_path) {
-  if (store.GetImage(kBusyboxImageName).ok()) return absl::OkStatus();
+  // An image stored before the content store kept manifests is made again (same bytes, same
+  // id), so it can be committed over, saved and pushed.
+  if (store.GetImage(kBusyboxImageName).ok() && store.GetManifest(kBusyboxImageName).ok()) {
+    return absl::OkStatus();
+  }
   if (!linux::PathExists(busybox_path)) {
     LogWarning("\"%s\" not found (install busybox-static): no built-in %s image", busybox_path,
                kBusyboxImageName);

@@ -9,10 +9,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <memory>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
+#include "services/common/status_macros.h"
 
 extern char** environ;
 
@@ -193,5 +196,57 @@ absl::StatusOr<std::string> RunAndCaptureStdout(const std::vector<std::string>& 
   }
   return out;
 }
+
+absl::Status SetXattrNoFollow(const std::string& path, const std::string& name,
+                              absl::string_view value) {
+  if (::lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) != 0) {
+    return LastErrnoStatus(absl::StrCat("lsetxattr \"", path, "\" ", name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> GetXattrNoFollow(const std::string& path, const std::string& name) {
+  std::string value(256, '\0');
+  ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+  if (n < 0 && errno == ERANGE) {
+    n = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (n >= 0) {
+      value.resize(static_cast<size_t>(n));
+      n = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    }
+  }
+  if (n < 0) {
+    if (errno == ENODATA) return absl::NotFoundError(absl::StrCat(path, ": no xattr ", name));
+    return LastErrnoStatus(absl::StrCat("lgetxattr \"", path, "\" ", name));
+  }
+  value.resize(static_cast<size_t>(n));
+  return value;
+}
+
+absl::StatusOr<PathInfo> LStat(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return LastErrnoStatus(absl::StrCat("lstat \"", path, "\""));
+  return PathInfo{st.st_mode, st.st_rdev, static_cast<int64_t>(st.st_size)};
+}
+
+absl::StatusOr<ByteSource> OpenFileSource(const std::string& path, size_t chunk_size) {
+  NA_ASSIGN_OR_RETURN(linux::UniqueFd fd, linux::OpenFile(path, O_RDONLY | O_CLOEXEC));
+  struct State {
+    linux::UniqueFd fd;
+    std::string buffer;
+    std::string path;
+  };
+  auto state = std::make_shared<State>(State{std::move(fd), std::string(chunk_size, '\0'), path});
+  return ByteSource([state]() -> absl::StatusOr<absl::string_view> {
+    while (true) {
+      ssize_t n = ::read(state->fd.get(), state->buffer.data(), state->buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return LastErrnoStatus(absl::StrCat("read \"", state->path, "\""));
+      return absl::string_view(state->buffer.data(), static_cast<size_t>(n));
+    }
+  });
+}
+
+bool RunningAsRoot() { return ::geteuid() == 0; }
 
 }  // namespace nodeagent::image

@@ -4,6 +4,8 @@
 // kernel directly. Generic wrappers live in services/common/linux; these are the few the
 // store needs beyond them. Every error names the operation and the path.
 
+#include <sys/stat.h>
+
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "services/common/linux/unique_fd.h"
+#include "services/image/core/types.h"
 
 namespace nodeagent::image {
 
@@ -44,6 +47,32 @@ absl::Status SyncFilesystemOf(const std::string& path);
 // (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS). NOT_FOUND when a component is missing,
 // INVALID_ARGUMENT when a component is a symlink or the path leaves `base`.
 absl::Status CheckNoSymlinksBeneath(const std::string& base, const std::string& relative);
+
+// overlayfs's mark of a directory that hides the layers below it.
+inline constexpr absl::string_view kOverlayOpaqueXattr = "trusted.overlay.opaque";
+
+// lsetxattr(2) / lgetxattr(2). GetXattr: NOT_FOUND when the attribute is not set.
+absl::Status SetXattrNoFollow(const std::string& path, const std::string& name,
+                              absl::string_view value);
+absl::StatusOr<std::string> GetXattrNoFollow(const std::string& path, const std::string& name);
+
+// What lstat(2) says about a path, as far as layer walks need it.
+struct PathInfo {
+  mode_t mode = 0;  // Type and permission bits.
+  dev_t rdev = 0;
+  int64_t size = 0;
+  bool IsDir() const { return S_ISDIR(mode); }
+  // An overlayfs whiteout: a 0:0 character device.
+  bool IsWhiteout() const { return S_ISCHR(mode) && rdev == 0; }
+};
+// NOT_FOUND when `path` does not exist.
+absl::StatusOr<PathInfo> LStat(const std::string& path);
+
+// A ByteSource over a file's bytes, read in chunks of `chunk_size`.
+absl::StatusOr<ByteSource> OpenFileSource(const std::string& path, size_t chunk_size = 1 << 20);
+
+// True when this process runs with euid 0.
+bool RunningAsRoot();
 
 // An exclusive flock(2) on a file, held for the object's lifetime.
 class FileLock {

@@ -59,8 +59,8 @@ std::optional<std::string> FindOverlayUsing(const std::string& upper_dir) {
 
 }  // namespace
 
-ImageStore::ImageStore(std::string root, FileLock lock)
-    : root_(std::move(root)), lock_(std::move(lock)) {}
+ImageStore::ImageStore(std::string root, FileLock lock, int64_t max_layer_bytes)
+    : root_(std::move(root)), lock_(std::move(lock)), max_layer_bytes_(max_layer_bytes) {}
 
 ImageStore::~ImageStore() = default;
 
@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const ImageStoreOpt
   absl::StatusOr<FileLock> lock = FileLock::Acquire(absl::StrCat(root, "/lock"));
   if (!lock.ok()) return Annotate(lock.status(), what);
 
-  std::unique_ptr<ImageStore> store(new ImageStore(root, *std::move(lock)));
+  std::unique_ptr<ImageStore> store(
+      new ImageStore(root, *std::move(lock), options.max_layer_bytes));
   NA_RETURN_IF_ERROR(Annotate(store->CleanTmp(), what));
   NA_RETURN_IF_ERROR(Annotate(store->Load(), what));
   NA_RETURN_IF_ERROR(Annotate(store->LoadSnapshots(), what));
@@ -164,8 +165,26 @@ absl::Status ImageStore::Load() {
       dropped = true;
       continue;
     }
+    std::optional<OciManifest> manifest;
+    if (!record.manifest.empty()) {
+      absl::StatusOr<std::string> manifest_text =
+          linux::ReadFile(absl::StrCat(root_, "/blobs/sha256/", HexOf(record.manifest)));
+      absl::StatusOr<OciManifest> parsed =
+          manifest_text.ok() ? ParseManifest(*manifest_text)
+                             : absl::StatusOr<OciManifest>(manifest_text.status());
+      if (!parsed.ok()) {
+        LogError("image %s: manifest %s unusable (%s); it can no longer be saved or pushed", id,
+                 record.manifest, parsed.status().message());
+        record.manifest.clear();
+        dropped = true;
+      } else {
+        manifest = *std::move(parsed);
+      }
+    }
     for (const std::string& name : record.names) names_[name] = id;
-    images_[id] = StoredImage{std::move(record), std::move(config->config)};
+    ImageConfig run_config = config->config;
+    images_[id] = StoredImage{std::move(record), std::move(run_config), *std::move(config),
+                              std::move(manifest)};
   }
   layers_ = std::move(index.layers);
   if (dropped) NA_RETURN_IF_ERROR(WriteIndexLocked());
@@ -299,74 +318,29 @@ absl::StatusOr<Image> ImageStore::GetImage(absl::string_view ref) const {
 absl::StatusOr<Image> ImageStore::ImportRootfsTar(absl::string_view name, const ImageConfig& config,
                                                   const ByteSource& source,
                                                   const ImportOptions& options) {
-  std::string tag;
+  std::vector<std::string> names;
   if (!name.empty()) {
     absl::StatusOr<ImageName> parsed = ParseImageName(name);
     if (!parsed.ok()) return Annotate(parsed.status(), "import");
-    tag = parsed->ToString();
+    names.push_back(parsed->ToString());
   }
-  const std::string what = tag.empty() ? "import" : absl::StrCat("import \"", tag, "\"");
+  const std::string what = names.empty() ? "import" : absl::StrCat("import \"", names[0], "\"");
   const absl::Time start = absl::Now();
-
-  NA_ASSIGN_OR_RETURN(std::string work, MakeTempDir(absl::StrCat(root_, "/tmp"), "import-"));
-  // Until CommitLayer renames it away, the half-made layer is ours to remove.
-  absl::Cleanup remove_work = [&work] {
-    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
-      LogWarning("remove \"%s\": %s", work, s.message());
-    }
-  };
-  // mkdtemp made it 0700; a root directory entry in the tar may change it again.
-  NA_RETURN_IF_ERROR(Annotate(ChangeMode(work, 0755), what));
-  absl::StatusOr<UnpackedLayer> unpacked = UnpackLayer(source, work);
-  if (!unpacked.ok()) return Annotate(unpacked.status(), what);
-  NA_ASSIGN_OR_RETURN(int64_t size_bytes, linux::DiskUsage(work));
-  // Data first, then the rename that publishes it: after a crash a layer is whole or absent.
-  NA_RETURN_IF_ERROR(Annotate(SyncFilesystemOf(work), what));
-  absl::StatusOr<LayerRecord> layer = CommitLayer(work, unpacked->diff_id_hex, size_bytes);
+  absl::StatusOr<StoredLayer> layer = StoreLayer(source, Descriptor{}, "", {});
   if (!layer.ok()) return Annotate(layer.status(), what);
-  const std::string diff_id = Sha256Digest(unpacked->diff_id_hex);
 
   OciImageConfig oci;
   oci.created = options.created.value_or(absl::Now());
   oci.architecture = std::string(HostOciArchitecture());
   oci.config = config;
-  oci.diff_ids = {diff_id};
+  oci.diff_ids = {layer->diff_id};
   oci.history = {OciHistoryEntry{oci.created, options.created_by, options.comment, false}};
-
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::string> id = WriteConfigBlob(oci);
-  if (!id.ok()) return Annotate(id.status(), what);
-
-  // Applied to copies and swapped in only once the index is on disk.
-  auto images = images_;
-  auto names = names_;
-  auto layers = layers_;
-  layers.try_emplace(diff_id, *layer);
-  StoredImage& stored = images[*id];
-  stored.record.created = oci.created;
-  stored.record.layers = oci.diff_ids;
-  stored.record.size_bytes = layers.at(diff_id).size_bytes;
-  stored.config = config;
-  if (!tag.empty()) {
-    if (auto old = names.find(tag); old != names.end() && old->second != *id) {
-      images[old->second].record.names.erase(tag);
-    }
-    names[tag] = *id;
-    stored.record.names.insert(tag);
-  }
-  std::swap(images, images_);
-  std::swap(names, names_);
-  std::swap(layers, layers_);
-  if (absl::Status s = WriteIndexLocked(); !s.ok()) {
-    std::swap(images, images_);
-    std::swap(names, names_);
-    std::swap(layers, layers_);
-    return Annotate(s, what);
-  }
-  LogInfo("%s: image %s, layer %s (%d entries, %d tar bytes, %d bytes on disk) in %s", what, *id,
-          diff_id, unpacked->entries, unpacked->tar_bytes, size_bytes,
+  absl::StatusOr<Image> image = PublishImage(names, SerializeOciConfig(oci), "", {*layer}, what);
+  if (!image.ok()) return image.status();
+  LogInfo("%s: image %s, layer %s (%d bytes on disk) in %s", what, image->id, layer->diff_id,
+          layer->record.size_bytes,
           absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))));
-  return ToImageLocked(*id, images_.at(*id));
+  return image;
 }
 
 absl::StatusOr<PreparedSnapshot> ImageStore::PrepareSnapshot(absl::string_view key,

@@ -3,7 +3,10 @@
 // The image store: images, their unpacked layers, and container snapshots, under one root.
 //
 //   <root>/images.json           index: images (names, created, layers, size) and layers
-//   <root>/blobs/sha256/<hex>    OCI image config JSON; the image id is its sha256
+//   <root>/blobs/sha256/<hex>    content store: manifests, configs and layer blobs (as
+//                                pulled or imported: gzip, zstd or plain tar), each
+//                                verified against its sha256 before it appears; the image
+//                                id is its config's digest
 //   <root>/layers/<hex>/         a layer unpacked, keyed by diff id, shared by every image
 //   <root>/l/<link> -> ../layers/<hex>   short names that keep overlay's lowerdir short
 //   <root>/snapshots/<key>/      {upper,work}/ and snapshot.json for one container's rootfs
@@ -14,6 +17,7 @@
 // place, metadata files are written to a temp file and renamed. A crash leaves only tmp/
 // debris, which Open() removes. The store is thread-safe.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -26,8 +30,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/image/core/fs_changes.h"
 #include "services/image/core/host_ops.h"
 #include "services/image/core/oci_config.h"
+#include "services/image/core/oci_manifest.h"
 #include "services/image/core/store_index.h"
 #include "services/image/core/types.h"
 
@@ -37,6 +43,90 @@ inline constexpr absl::string_view kDefaultImageRoot = "/var/lib/nodeagent/image
 
 struct ImageStoreOptions {
   std::string root = std::string(kDefaultImageRoot);
+  // Upper bound of one layer's uncompressed tar (hostile "zip bombs"); 0: none.
+  int64_t max_layer_bytes = int64_t{64} << 30;
+};
+
+// Progress of one blob of a long operation (pull, push, load).
+struct BlobProgress {
+  std::string digest;  // May be empty until known.
+  int64_t done_bytes = 0;
+  int64_t total_bytes = 0;  // 0 when unknown.
+  // "downloading", "unpacking", "exists", "done", "uploading", "pushed".
+  std::string action;
+};
+using ProgressFn = std::function<void(const BlobProgress&)>;
+
+// One layer of an image being imported: its descriptor in the manifest (digest and media
+// type may be empty when the source does not say) and how to read its blob.
+struct LayerSourceSpec {
+  Descriptor descriptor;
+  std::function<absl::StatusOr<ByteSource>()> open;
+  // When set: the blob is this file, below the store's tmp/, and is moved into the store
+  // once verified rather than copied (archives extracted by LoadArchive).
+  std::string adopt_path;
+};
+
+// An image to import from its parts.
+struct ImageImportSpec {
+  // "repository:tag" names to give it.
+  std::vector<std::string> names;
+  // The config blob, byte for byte (its sha256 is the image id).
+  std::string config_bytes;
+  // The manifest as received, kept byte for byte so its digest stays the source's; empty:
+  // the store writes an OCI manifest from the layers.
+  std::string manifest_bytes;
+  std::vector<LayerSourceSpec> layers;
+};
+
+struct StoredManifest {
+  std::string digest;
+  std::string bytes;
+  OciManifest manifest;
+  std::string config_bytes;
+};
+
+struct RemovedImages {
+  std::vector<std::string> untagged;
+  std::vector<std::string> deleted;  // Image ids, then layer diff ids and blob digests.
+};
+
+struct PruneReport {
+  std::vector<std::string> deleted;
+  int64_t reclaimed_bytes = 0;
+};
+
+struct HistoryItem {
+  std::string layer;  // Diff id; empty for entries that made no layer.
+  absl::Time created = absl::UnixEpoch();
+  std::string created_by;
+  std::string comment;
+  int64_t size_bytes = 0;
+};
+
+struct DiskUsageReport {
+  int64_t images = 0;
+  int64_t images_in_use = 0;
+  int64_t layers = 0;
+  int64_t layer_bytes = 0;
+  // Layers no image in use by a snapshot needs.
+  int64_t layer_bytes_reclaimable = 0;
+  int64_t blobs = 0;
+  int64_t blob_bytes = 0;
+  int64_t blob_bytes_reclaimable = 0;
+  struct SnapshotUsage {
+    std::string key;
+    std::string image_id;
+    int64_t upper_bytes = 0;
+  };
+  std::vector<SnapshotUsage> snapshots;
+};
+
+struct CommitOptions {
+  std::string comment;
+  std::string created_by = "nodectl commit";
+  // Replaces the parent's run config when set.
+  std::optional<ImageConfig> config;
 };
 
 // Optional details of an import.
@@ -72,6 +162,47 @@ class ImageStore {
                                         const ByteSource& source,
                                         const ImportOptions& options = {});
 
+  // Imports an image from its parts: every blob is verified against its digest (the config
+  // against the manifest, each layer's blob against its descriptor and its uncompressed tar
+  // against the config's diff id). Layers already stored are not read again. On any error
+  // nothing new is kept.
+  absl::StatusOr<Image> ImportImage(const ImageImportSpec& spec, const ProgressFn& progress = {});
+
+  // Loads every image of an OCI archive (tar of an OCI image layout) or a `docker save`
+  // archive, streamed from `source` (plain or compressed).
+  absl::StatusOr<std::vector<Image>> LoadArchive(const ByteSource& source);
+  // Loads every image of an OCI image layout directory or an unpacked docker-save archive.
+  absl::StatusOr<std::vector<Image>> LoadDirectory(const std::string& dir);
+  // Writes `refs` as one OCI archive (with a docker-save manifest.json too) to `sink`.
+  absl::Status SaveArchive(const std::vector<std::string>& refs, const ByteSink& sink);
+
+  // The stored manifest of an image and its config.
+  absl::StatusOr<StoredManifest> GetManifest(absl::string_view ref) const;
+  // Host path of a stored blob; NOT_FOUND when the store does not have it.
+  absl::StatusOr<std::string> BlobPath(absl::string_view digest) const;
+
+  // Adds the name `target` to the image `source` (moving it from another image).
+  absl::StatusOr<Image> TagImage(absl::string_view source, absl::string_view target);
+  // Removes a name, or the image when `ref` is an id or its last name. Refused
+  // (FAILED_PRECONDITION) while a snapshot uses the image, unless `force`, which then only
+  // removes its names; the image goes with the last snapshot, by prune.
+  absl::StatusOr<RemovedImages> RemoveImage(absl::string_view ref, bool force);
+  // Removes unnamed images no snapshot uses (every unused image with `all`), then every
+  // layer and blob no remaining image refers to.
+  absl::StatusOr<PruneReport> Prune(bool all);
+  // An image's history, newest first, with each layer's size.
+  absl::StatusOr<std::vector<HistoryItem>> History(absl::string_view ref) const;
+  // Space used: images, layers, blobs and each snapshot's upper directory.
+  absl::StatusOr<DiskUsageReport> DiskUsage() const;
+
+  // A snapshot's changes against its image (A/C/D), by path.
+  absl::StatusOr<std::vector<FileChange>> DiffSnapshot(absl::string_view key) const;
+  // Adds a snapshot's changes as a new layer over its image: a new image named `name`.
+  absl::StatusOr<Image> CommitSnapshot(absl::string_view key, absl::string_view name,
+                                       const CommitOptions& options);
+  // Writes a snapshot's whole filesystem (image layers and upper merged) as a plain tar.
+  absl::Status ExportSnapshot(absl::string_view key, const ByteSink& sink) const;
+
   // Creates snapshot `key` over image `image_ref`: an empty upper and work directory, and the
   // overlay mount that gives the container's rootfs. INVALID_ARGUMENT for a bad key,
   // ALREADY_EXISTS for a used key, NOT_FOUND for an unknown image; nothing is created then.
@@ -91,9 +222,47 @@ class ImageStore {
   struct StoredImage {
     ImageRecord record;
     ImageConfig config;
+    OciImageConfig oci;
+    // Parsed record.manifest; nullopt for images stored before manifests were kept.
+    std::optional<OciManifest> manifest;
   };
 
-  ImageStore(std::string root, FileLock lock);
+  // A layer stored by StoreLayer.
+  struct StoredLayer {
+    std::string diff_id;
+    Descriptor blob;
+    LayerRecord record;
+  };
+
+  ImageStore(std::string root, FileLock lock, int64_t max_layer_bytes);
+
+  // Unpacks a layer blob into layers/, keeping the blob in blobs/. `expected` (digest and
+  // media type, each optional) and `expected_diff_id` are checked; nothing is kept on error.
+  absl::StatusOr<StoredLayer> StoreLayer(const ByteSource& source, const Descriptor& expected,
+                                         absl::string_view expected_diff_id,
+                                         const ProgressFn& progress,
+                                         const std::string& adopt_path = "");
+  // Writes a blob held in memory, verified against `expected` when set.
+  absl::StatusOr<std::string> WriteBlob(absl::string_view bytes, absl::string_view expected);
+  // Records an image whose layers are stored: config and manifest blobs, names, index.
+  absl::StatusOr<Image> PublishImage(const std::vector<std::string>& names,
+                                     const std::string& config_bytes,
+                                     const std::string& manifest_bytes,
+                                     const std::vector<StoredLayer>& layers,
+                                     absl::string_view what);
+  // Removes layers and blobs among the candidates that no image refers to.
+  void RemoveUnreferencedLocked(const std::set<std::string>& layer_candidates,
+                                const std::set<std::string>& blob_candidates, PruneReport* report)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::set<std::string> ReferencedBlobsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Upper and lower directories (topmost first) of a snapshot.
+  absl::Status SnapshotDirs(absl::string_view key, std::string* upper,
+                            std::vector<std::string>* lowers, std::string* image_id) const;
+  // `adopt`: the directory is the store's own scratch space, its blobs may be moved in.
+  absl::StatusOr<std::vector<Image>> LoadDirectoryImpl(const std::string& dir, bool adopt);
+  absl::StatusOr<std::vector<Image>> LoadOciLayout(const std::string& dir, bool adopt);
+  absl::StatusOr<std::vector<Image>> LoadDockerSave(const std::string& dir, bool adopt);
+  std::string BlobFile(absl::string_view digest) const;
 
   absl::Status Load();
   absl::Status CleanTmp();
@@ -113,7 +282,11 @@ class ImageStore {
 
   const std::string root_;
   const FileLock lock_;
+  const int64_t max_layer_bytes_;
 
+  // Held shared by every import for its whole length and exclusively by garbage
+  // collection, so that GC never removes a blob or layer an import just wrote. Taken before mu_.
+  mutable absl::Mutex gc_mu_;
   mutable absl::Mutex mu_;
   std::map<std::string, StoredImage> images_ ABSL_GUARDED_BY(mu_);
   // "repository:tag" -> image id.

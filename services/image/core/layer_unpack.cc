@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "services/common/linux/files.h"
 #include "services/common/log.h"
 #include "services/common/status_macros.h"
 #include "services/image/core/digest.h"
@@ -40,6 +41,9 @@ constexpr int64_t kEndOfArchiveBytes = 1024;
 // libarchive's "no errno" error number (ARCHIVE_ERRNO_MISC is not in its public header).
 constexpr int kArchiveErrnoMisc = -1;
 
+constexpr absl::string_view kWhiteoutPrefix = ".wh.";
+constexpr absl::string_view kOpaqueWhiteout = ".wh..wh..opq";
+
 struct ReadArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
 };
@@ -59,6 +63,8 @@ struct SourceState {
   const ByteSource* source = nullptr;
   absl::Status error;
   int64_t bytes = 0;
+  // Gets the input bytes while the blob is the input itself.
+  const std::function<absl::Status(absl::string_view)>* sink = nullptr;
 };
 
 la_ssize_t ReadFromSource(archive* a, void* opaque, const void** buffer) {
@@ -68,6 +74,13 @@ la_ssize_t ReadFromSource(archive* a, void* opaque, const void** buffer) {
     state->error = chunk.status();
     archive_set_error(a, kArchiveErrnoMisc, "input stream failed");
     return ARCHIVE_FATAL;
+  }
+  if (state->sink != nullptr && *state->sink && !chunk->empty()) {
+    if (absl::Status s = (*state->sink)(*chunk); !s.ok()) {
+      state->error = s;
+      archive_set_error(a, kArchiveErrnoMisc, "blob sink failed");
+      return ARCHIVE_FATAL;
+    }
   }
   *buffer = chunk->data();
   state->bytes += static_cast<int64_t>(chunk->size());
@@ -85,6 +98,12 @@ struct DecompressedState {
   bool eof = false;
   // libarchive's message when the outer stream failed (bad gzip, truncated xz, ...).
   std::string error;
+  // Limit of `bytes`; 0 for none. Past it, `too_big` is set and reading fails.
+  int64_t max_bytes = 0;
+  bool too_big = false;
+  // Gets the decompressed bytes when the blob is the tar itself.
+  const std::function<absl::Status(absl::string_view)>* sink = nullptr;
+  absl::Status sink_error;
 };
 
 // Returns the next block of decompressed bytes (0 at the end), hashing it on the way.
@@ -105,6 +124,19 @@ la_ssize_t NextDecompressedBlock(DecompressedState* state, const void** buffer) 
     absl::string_view block(static_cast<const char*>(*buffer), size);
     state->hasher.Update(block);
     state->bytes += static_cast<int64_t>(size);
+    if (state->max_bytes > 0 && state->bytes > state->max_bytes) {
+      state->too_big = true;
+      state->error =
+          absl::StrCat("uncompressed layer is over the limit of ", state->max_bytes, " bytes");
+      return ARCHIVE_FATAL;
+    }
+    if (state->sink != nullptr && *state->sink) {
+      if (absl::Status s = (*state->sink)(block); !s.ok()) {
+        state->sink_error = s;
+        state->error = "blob sink failed";
+        return ARCHIVE_FATAL;
+      }
+    }
     size_t last_nonzero = block.find_last_not_of('\0');
     if (last_nonzero == absl::string_view::npos) {
       state->trailing_zeros += static_cast<int64_t>(size);
@@ -213,14 +245,19 @@ absl::Status WriteError(archive* disk, absl::string_view entry_path, const std::
 
 class Unpacker {
  public:
-  Unpacker(const ByteSource& source, std::string dir) : dir_(std::move(dir)) {
+  Unpacker(const ByteSource& source, std::string dir, const UnpackOptions& options)
+      : dir_(std::move(dir)), options_(options) {
     source_.source = &source;
+    source_.sink = &options_.blob_sink;
+    decompressed_.max_bytes = options_.max_tar_bytes;
   }
 
   absl::StatusOr<UnpackedLayer> Run() {
     absl::Status status = Extract();
     // The source's own error (a cancelled upload, say) explains any failure that follows it.
     if (!source_.error.ok()) return Annotate(source_.error, "read input");
+    if (!decompressed_.sink_error.ok()) return Annotate(decompressed_.sink_error, "store blob");
+    if (decompressed_.too_big) return absl::ResourceExhaustedError(decompressed_.error);
     if (!decompressed_.error.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("input: ", decompressed_.error));
     }
@@ -230,6 +267,7 @@ class Unpacker {
     layer.tar_bytes = decompressed_.bytes;
     layer.input_bytes = source_.bytes;
     layer.entries = entries_;
+    layer.blob_compression = blob_compression_;
     return layer;
   }
 
@@ -243,6 +281,25 @@ class Unpacker {
       return outer.status();
     }
     decompressed_.outer = outer->get();
+    // The blob keeps the input when OCI has a media type for its compression; otherwise
+    // (bzip2, xz) it keeps the tar. Nothing decompressed has been read yet.
+    switch (archive_filter_code(outer->get(), 0)) {
+      case ARCHIVE_FILTER_NONE:
+        blob_compression_ = LayerCompression::kNone;
+        break;
+      case ARCHIVE_FILTER_GZIP:
+        blob_compression_ = LayerCompression::kGzip;
+        break;
+      case ARCHIVE_FILTER_ZSTD:
+        blob_compression_ = LayerCompression::kZstd;
+        break;
+      default:
+        blob_compression_ = LayerCompression::kNone;
+        source_.sink = nullptr;
+        decompressed_.sink = &options_.blob_sink;
+        if (options_.blob_reset) NA_RETURN_IF_ERROR(options_.blob_reset());
+        break;
+    }
 
     ReadArchive tar(archive_read_new());
     if (tar == nullptr) return absl::ResourceExhaustedError("archive_read_new failed");
@@ -293,7 +350,60 @@ class Unpacker {
     if (archive_write_close(disk.get()) != ARCHIVE_OK) {
       return WriteError(disk.get(), "(directory fixups)", dir_);
     }
+    for (const std::string& relative : opaque_dirs_) NA_RETURN_IF_ERROR(MarkOpaque(relative));
     return absl::OkStatus();
+  }
+
+  // Sets overlayfs's opaque mark on a directory of the layer (created when the tar had only
+  // the marker), never through a symlink.
+  absl::Status MarkOpaque(const std::string& relative) {
+    const std::string what = absl::StrCat("opaque directory \"", relative, "\"");
+    std::string path = relative.empty() ? dir_ : absl::StrCat(dir_, "/", relative);
+    if (!relative.empty()) {
+      absl::Status beneath = CheckNoSymlinksBeneath(dir_, relative);
+      if (absl::IsNotFound(beneath)) {
+        NA_RETURN_IF_ERROR(Annotate(linux::MakeDirs(path, 0755), what));
+        beneath = CheckNoSymlinksBeneath(dir_, relative);
+      }
+      if (!beneath.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(what, ": resolves through a symlink"));
+      }
+    }
+    if (!IsDirectory(path)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": not a directory"));
+    }
+    return Annotate(SetXattrNoFollow(path, std::string(kOverlayOpaqueXattr), "y"), what);
+  }
+
+  // Turns an OCI whiteout entry into what overlayfs reads. Returns true when the entry was
+  // consumed (an opaque marker, recorded for later), false to extract the (rewritten) entry.
+  absl::StatusOr<bool> ConvertWhiteout(archive_entry* entry, const std::string& entry_path,
+                                       std::string* relative) {
+    size_t slash = relative->rfind('/');
+    std::string parent = slash == std::string::npos ? "" : relative->substr(0, slash);
+    std::string base = slash == std::string::npos ? *relative : relative->substr(slash + 1);
+    if (!absl::StartsWith(base, kWhiteoutPrefix)) return false;
+    if (base == kOpaqueWhiteout) {
+      opaque_dirs_.push_back(parent);
+      return true;
+    }
+    std::string name = base.substr(kWhiteoutPrefix.size());
+    if (absl::StartsWith(name, kWhiteoutPrefix)) {
+      // Other ".wh..wh." names are AUFS bookkeeping (hardlink dirs); nothing to extract.
+      return true;
+    }
+    if (name.empty() || name == "." || name == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("entry \"", entry_path, "\": whiteout of nothing"));
+    }
+    *relative = parent.empty() ? name : absl::StrCat(parent, "/", name);
+    archive_entry_set_filetype(entry, AE_IFCHR);
+    archive_entry_set_perm(entry, 0);
+    archive_entry_set_rdev(entry, 0);
+    archive_entry_set_size(entry, 0);
+    archive_entry_set_hardlink(entry, nullptr);
+    archive_entry_set_symlink(entry, nullptr);
+    return false;
   }
 
   absl::Status ExtractEntry(archive* tar, archive* disk, archive_entry* entry) {
@@ -304,6 +414,18 @@ class Unpacker {
     std::string entry_path = raw_path;
     last_entry_ = entry_path;
     NA_ASSIGN_OR_RETURN(std::string relative, SanitizeEntryPath(entry_path));
+    bool whiteout = false;
+    if (options_.convert_whiteouts) {
+      NA_ASSIGN_OR_RETURN(bool consumed, ConvertWhiteout(entry, entry_path, &relative));
+      if (consumed) return absl::OkStatus();
+      whiteout = archive_entry_filetype(entry) == AE_IFCHR && archive_entry_rdev(entry) == 0 &&
+                 !relative.empty();
+    }
+    const unsigned int type = archive_entry_filetype(entry);
+    if ((type == AE_IFCHR || type == AE_IFBLK) && !whiteout && !options_.allow_device_nodes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "entry \"", entry_path, "\": device nodes are not allowed here (unprivileged unpack)"));
+    }
 
     std::string target = relative.empty() ? dir_ : absl::StrCat(dir_, "/", relative);
     if (relative.empty() && archive_entry_filetype(entry) != AE_IFDIR) {
@@ -364,6 +486,9 @@ class Unpacker {
   }
 
   const std::string dir_;
+  const UnpackOptions options_;
+  LayerCompression blob_compression_ = LayerCompression::kNone;
+  std::vector<std::string> opaque_dirs_;
   SourceState source_;
   DecompressedState decompressed_;
   int64_t entries_ = 0;
@@ -385,8 +510,15 @@ absl::StatusOr<std::string> SanitizeEntryPath(absl::string_view path) {
   return absl::StrJoin(kept, "/");
 }
 
-absl::StatusOr<UnpackedLayer> UnpackLayer(const ByteSource& source, const std::string& dir) {
-  return Unpacker(source, dir).Run();
+absl::StatusOr<UnpackedLayer> UnpackLayer(const ByteSource& source, const std::string& dir,
+                                          const UnpackOptions& options) {
+  return Unpacker(source, dir, options).Run();
+}
+
+LayerCompression SniffCompression(absl::string_view head) {
+  if (absl::StartsWith(head, "\x1f\x8b")) return LayerCompression::kGzip;
+  if (absl::StartsWith(head, "\x28\xb5\x2f\xfd")) return LayerCompression::kZstd;
+  return LayerCompression::kNone;
 }
 
 }  // namespace nodeagent::image

@@ -3,10 +3,12 @@
 // Unpacks a layer tarball into a directory, treating the tarball as hostile.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "services/image/core/oci_manifest.h"
 #include "services/image/core/types.h"
 
 namespace nodeagent::image {
@@ -18,6 +20,24 @@ struct UnpackedLayer {
   int64_t tar_bytes = 0;
   int64_t input_bytes = 0;
   int64_t entries = 0;
+  // What UnpackOptions::blob_sink received: the input as it came (plain, gzip or zstd), or
+  // the decompressed tar (kNone) when the input used a compression OCI has no type for.
+  LayerCompression blob_compression = LayerCompression::kNone;
+};
+
+struct UnpackOptions {
+  // OCI whiteouts become overlayfs ones: ".wh.NAME" a 0:0 character device NAME, and
+  // ".wh..wh..opq" the trusted.overlay.opaque xattr on its directory. Off: extracted as files.
+  bool convert_whiteouts = true;
+  // Character and block devices need CAP_MKNOD and are refused unless allowed.
+  bool allow_device_nodes = false;
+  // Upper bound of the uncompressed tar stream (RESOURCE_EXHAUSTED past it); 0: none.
+  int64_t max_tar_bytes = 0;
+  // Receives the layer's bytes as a blob store keeps them (see blob_compression).
+  std::function<absl::Status(absl::string_view)> blob_sink;
+  // Called, at most once and before any tar bytes reach blob_sink, when the sink must drop
+  // what it got so far (the input) and take the decompressed tar instead.
+  std::function<absl::Status()> blob_reset;
 };
 
 // Makes a tar entry path relative to the layer root: leading '/' and "." components are
@@ -31,6 +51,10 @@ absl::StatusOr<std::string> SanitizeEntryPath(absl::string_view path);
 // sanitized, nothing is extracted through a symlink, hardlink targets stay inside.
 // A malformed or hostile archive is INVALID_ARGUMENT naming the entry; the caller removes
 // `dir` on any error. Never changes the process's working directory.
-absl::StatusOr<UnpackedLayer> UnpackLayer(const ByteSource& source, const std::string& dir);
+absl::StatusOr<UnpackedLayer> UnpackLayer(const ByteSource& source, const std::string& dir,
+                                          const UnpackOptions& options = {});
+
+// The compression a layer's first bytes show (gzip or zstd magic, else none).
+LayerCompression SniffCompression(absl::string_view head);
 
 }  // namespace nodeagent::image

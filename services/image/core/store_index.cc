@@ -56,6 +56,7 @@ std::string SerializeStoreIndex(const StoreIndex& index) {
                   {"created", FormatRfc3339(image.created)},
                   {"layers", image.layers},
                   {"size", image.size_bytes}};
+    if (!image.manifest.empty()) images[id]["manifest"] = image.manifest;
   }
   Json layers = Json::object();
   for (const auto& [diff_id, layer] : index.layers) {
@@ -99,6 +100,11 @@ absl::StatusOr<StoreIndex> ParseStoreIndex(absl::string_view text) {
     ImageRecord image;
     NA_ASSIGN_OR_RETURN(image.created, TimeField(what, value, "created"));
     NA_ASSIGN_OR_RETURN(image.size_bytes, SizeField(what, value));
+    if (auto manifest = value.find("manifest"); manifest != value.end()) {
+      if (!manifest->is_string()) return Corrupt(what, "manifest is not a string");
+      image.manifest = manifest->get<std::string>();
+      NA_RETURN_IF_ERROR(CheckDigest(what, image.manifest));
+    }
     auto names = value.find("names");
     auto image_layers = value.find("layers");
     if (names == value.end() || !names->is_array() || image_layers == value.end() ||

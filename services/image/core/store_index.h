@@ -31,6 +31,9 @@ struct ImageRecord {
   // Diff ids, lowest first.
   std::vector<std::string> layers;
   int64_t size_bytes = 0;
+  // "sha256:<hex>" of the image's manifest blob; empty for images stored before the
+  // content store kept manifests (they cannot be saved or pushed).
+  std::string manifest;
 
   bool operator==(const ImageRecord&) const = default;
 };

@@ -50,4 +50,13 @@ void ToProto(const PreparedSnapshot& prepared, v1::PrepareSnapshotResponse* out)
   out->set_upper_dir(prepared.upper_dir);
 }
 
+RegistryOptions FromProto(const v1::RegistryAccess& access) {
+  RegistryOptions options;
+  options.plain_http = access.plain_http();
+  options.skip_tls_verify = access.skip_tls_verify();
+  options.ca_file = access.ca_file();
+  if (access.chunk_bytes() > 0) options.chunk_bytes = access.chunk_bytes();
+  return options;
+}
+
 }  // namespace nodeagent::image

@@ -4,6 +4,7 @@
 
 #include "nodeagent/v1/image.pb.h"
 #include "nodeagent/v1/types.pb.h"
+#include "services/image/core/registry_client.h"
 #include "services/image/core/types.h"
 
 namespace nodeagent::image {
@@ -15,5 +16,6 @@ void ToProto(const Image& image, v1::Image* out);
 void ToProto(const Mount& mount, v1::Mount* out);
 void ToProto(const Snapshot& snapshot, v1::Snapshot* out);
 void ToProto(const PreparedSnapshot& prepared, v1::PrepareSnapshotResponse* out);
+RegistryOptions FromProto(const v1::RegistryAccess& access);
 
 }  // namespace nodeagent::image

@@ -4,15 +4,40 @@
 
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc/status_convert.h"
+#include "services/image/core/registry.h"
 #include "services/image/grpc/conversions.h"
 
 namespace nodeagent::image {
 namespace {
 
-grpc::Status NotYet(absl::string_view rpc, absl::string_view later_work) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      absl::StrCat(rpc, ": not implemented yet (", later_work, " is issue 4)"));
-}
+// Gathers a byte stream into messages of up to 1 MiB (libarchive writes 10 KiB blocks).
+template <typename Response>
+class ChunkedSink {
+ public:
+  explicit ChunkedSink(grpc::ServerWriter<Response>* writer) : writer_(writer) {}
+
+  ByteSink sink() {
+    return [this](absl::string_view data) -> absl::Status {
+      buffer_.append(data.data(), data.size());
+      if (buffer_.size() >= kChunk) return Flush();
+      return absl::OkStatus();
+    };
+  }
+
+  absl::Status Flush() {
+    if (buffer_.empty()) return absl::OkStatus();
+    Response message;
+    message.set_chunk(std::move(buffer_));
+    buffer_.clear();
+    if (!writer_->Write(message)) return absl::CancelledError("the client went away");
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr size_t kChunk = 1 << 20;
+  grpc::ServerWriter<Response>* writer_;
+  std::string buffer_;
+};
 
 }  // namespace
 
@@ -85,62 +110,181 @@ grpc::Status ImageServiceImpl::ListSnapshots(grpc::ServerContext* /*context*/,
   return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::TagImage(grpc::ServerContext*, const v1::TagImageRequest*,
-                                        v1::TagImageResponse*) {
-  return NotYet("TagImage", "tagging");
+grpc::Status ImageServiceImpl::TagImage(grpc::ServerContext* /*context*/,
+                                        const v1::TagImageRequest* request,
+                                        v1::TagImageResponse* response) {
+  absl::StatusOr<Image> image = store_->TagImage(request->source(), request->target());
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  ToProto(*image, response->mutable_image());
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext*, const v1::RemoveImageRequest*,
-                                           v1::RemoveImageResponse*) {
-  return NotYet("RemoveImage", "image removal");
+grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* /*context*/,
+                                           const v1::RemoveImageRequest* request,
+                                           v1::RemoveImageResponse* response) {
+  absl::StatusOr<RemovedImages> removed = store_->RemoveImage(request->ref(), request->force());
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  response->mutable_deleted()->Assign(removed->deleted.begin(), removed->deleted.end());
+  response->mutable_untagged()->Assign(removed->untagged.begin(), removed->untagged.end());
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::LoadImage(grpc::ServerContext*,
-                                         grpc::ServerReader<v1::LoadImageRequest>*,
-                                         v1::LoadImageResponse*) {
-  return NotYet("LoadImage", "loading OCI and docker-save archives");
+grpc::Status ImageServiceImpl::LoadImage(grpc::ServerContext* context,
+                                         grpc::ServerReader<v1::LoadImageRequest>* reader,
+                                         v1::LoadImageResponse* response) {
+  v1::LoadImageRequest message;
+  ByteSource source = [&]() -> absl::StatusOr<absl::string_view> {
+    while (reader->Read(&message)) {
+      if (!message.chunk().empty()) return absl::string_view(message.chunk());
+    }
+    if (context->IsCancelled()) return absl::CancelledError("the client cancelled the upload");
+    return absl::string_view();
+  };
+  absl::StatusOr<std::vector<Image>> images = store_->LoadArchive(source);
+  if (!images.ok()) return ToGrpcStatus(images.status());
+  for (const Image& image : *images) ToProto(image, response->add_images());
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::SaveImage(grpc::ServerContext*, const v1::SaveImageRequest*,
-                                         grpc::ServerWriter<v1::SaveImageResponse>*) {
-  return NotYet("SaveImage", "saving OCI archives");
+grpc::Status ImageServiceImpl::SaveImage(grpc::ServerContext* /*context*/,
+                                         const v1::SaveImageRequest* request,
+                                         grpc::ServerWriter<v1::SaveImageResponse>* writer) {
+  if (request->refs().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "save: name at least one image");
+  }
+  ChunkedSink<v1::SaveImageResponse> chunks(writer);
+  std::vector<std::string> refs(request->refs().begin(), request->refs().end());
+  absl::Status s = store_->SaveArchive(refs, chunks.sink());
+  if (s.ok()) s = chunks.Flush();
+  return ToGrpcStatus(s);
 }
 
-grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*, const v1::PullImageRequest*,
-                                         grpc::ServerWriter<v1::PullImageResponse>*) {
-  return NotYet("PullImage", "registry pull/push");
+grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext* context,
+                                         const v1::PullImageRequest* request,
+                                         grpc::ServerWriter<v1::PullImageResponse>* writer) {
+  ProgressFn progress = [&](const BlobProgress& p) {
+    if (context->IsCancelled()) return;
+    v1::PullImageResponse message;
+    message.set_layer(p.digest);
+    message.set_done_bytes(p.done_bytes);
+    message.set_total_bytes(p.total_bytes);
+    message.set_action(p.action);
+    writer->Write(message);
+  };
+  absl::StatusOr<PullResult> pulled =
+      image::PullImage(*store_, request->ref(), FromProto(request->access()), progress);
+  if (!pulled.ok()) return ToGrpcStatus(pulled.status());
+  v1::PullImageResponse last;
+  ToProto(pulled->image, last.mutable_image());
+  last.set_manifest_digest(pulled->manifest_digest);
+  last.set_action("pulled");
+  writer->Write(last);
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::PushImage(grpc::ServerContext*, const v1::PushImageRequest*,
-                                         grpc::ServerWriter<v1::PushImageResponse>*) {
-  return NotYet("PushImage", "registry pull/push");
+grpc::Status ImageServiceImpl::PushImage(grpc::ServerContext* context,
+                                         const v1::PushImageRequest* request,
+                                         grpc::ServerWriter<v1::PushImageResponse>* writer) {
+  ProgressFn progress = [&](const BlobProgress& p) {
+    if (context->IsCancelled()) return;
+    v1::PushImageResponse message;
+    message.set_layer(p.digest);
+    message.set_done_bytes(p.done_bytes);
+    message.set_total_bytes(p.total_bytes);
+    message.set_action(p.action);
+    writer->Write(message);
+  };
+  absl::StatusOr<std::string> digest = image::PushImage(*store_, request->image(), request->ref(),
+                                                        FromProto(request->access()), progress);
+  if (!digest.ok()) return ToGrpcStatus(digest.status());
+  v1::PushImageResponse last;
+  last.set_digest(*digest);
+  last.set_action("pushed");
+  writer->Write(last);
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::DiffSnapshot(grpc::ServerContext*, const v1::DiffSnapshotRequest*,
-                                            v1::DiffSnapshotResponse*) {
-  return NotYet("DiffSnapshot", "snapshot diff");
+grpc::Status ImageServiceImpl::DiffSnapshot(grpc::ServerContext* /*context*/,
+                                            const v1::DiffSnapshotRequest* request,
+                                            v1::DiffSnapshotResponse* response) {
+  absl::StatusOr<std::vector<FileChange>> changes = store_->DiffSnapshot(request->key());
+  if (!changes.ok()) return ToGrpcStatus(changes.status());
+  for (const FileChange& change : *changes) {
+    v1::FileChange* out = response->add_changes();
+    out->set_kind(std::string(1, change.kind));
+    out->set_path(change.path);
+  }
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::CommitSnapshot(grpc::ServerContext*,
-                                              const v1::CommitSnapshotRequest*,
-                                              v1::CommitSnapshotResponse*) {
-  return NotYet("CommitSnapshot", "snapshot commit");
+grpc::Status ImageServiceImpl::CommitSnapshot(grpc::ServerContext* /*context*/,
+                                              const v1::CommitSnapshotRequest* request,
+                                              v1::CommitSnapshotResponse* response) {
+  CommitOptions options;
+  options.comment = request->comment();
+  if (!request->created_by().empty()) options.created_by = request->created_by();
+  if (request->replace_config()) options.config = FromProto(request->config());
+  absl::StatusOr<Image> image = store_->CommitSnapshot(request->key(), request->name(), options);
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  ToProto(*image, response->mutable_image());
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::ExportSnapshot(grpc::ServerContext*,
-                                              const v1::ExportSnapshotRequest*,
-                                              grpc::ServerWriter<v1::ExportSnapshotResponse>*) {
-  return NotYet("ExportSnapshot", "snapshot export");
+grpc::Status ImageServiceImpl::ExportSnapshot(
+    grpc::ServerContext* /*context*/, const v1::ExportSnapshotRequest* request,
+    grpc::ServerWriter<v1::ExportSnapshotResponse>* writer) {
+  ChunkedSink<v1::ExportSnapshotResponse> chunks(writer);
+  absl::Status s = store_->ExportSnapshot(request->key(), chunks.sink());
+  if (s.ok()) s = chunks.Flush();
+  return ToGrpcStatus(s);
 }
 
-grpc::Status ImageServiceImpl::ImageHistory(grpc::ServerContext*, const v1::ImageHistoryRequest*,
-                                            v1::ImageHistoryResponse*) {
-  return NotYet("ImageHistory", "image history");
+grpc::Status ImageServiceImpl::ImageHistory(grpc::ServerContext* /*context*/,
+                                            const v1::ImageHistoryRequest* request,
+                                            v1::ImageHistoryResponse* response) {
+  absl::StatusOr<std::vector<HistoryItem>> items = store_->History(request->ref());
+  if (!items.ok()) return ToGrpcStatus(items.status());
+  for (const HistoryItem& item : *items) {
+    v1::HistoryEntry* out = response->add_entries();
+    out->set_layer(item.layer);
+    out->set_created_unix(absl::ToUnixSeconds(item.created));
+    out->set_created_by(item.created_by);
+    out->set_size_bytes(item.size_bytes);
+    out->set_comment(item.comment);
+  }
+  return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::PruneImages(grpc::ServerContext*, const v1::PruneImagesRequest*,
-                                           v1::PruneImagesResponse*) {
-  return NotYet("PruneImages", "garbage collection");
+grpc::Status ImageServiceImpl::PruneImages(grpc::ServerContext* /*context*/,
+                                           const v1::PruneImagesRequest* request,
+                                           v1::PruneImagesResponse* response) {
+  absl::StatusOr<PruneReport> report = store_->Prune(request->all());
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  response->mutable_deleted()->Assign(report->deleted.begin(), report->deleted.end());
+  response->set_reclaimed_bytes(report->reclaimed_bytes);
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::GetDiskUsage(grpc::ServerContext* /*context*/,
+                                            const v1::GetDiskUsageRequest* /*request*/,
+                                            v1::GetDiskUsageResponse* response) {
+  absl::StatusOr<DiskUsageReport> report = store_->DiskUsage();
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  response->set_images(report->images);
+  response->set_images_in_use(report->images_in_use);
+  response->set_layers(report->layers);
+  response->set_layer_bytes(report->layer_bytes);
+  response->set_layer_bytes_reclaimable(report->layer_bytes_reclaimable);
+  response->set_blobs(report->blobs);
+  response->set_blob_bytes(report->blob_bytes);
+  response->set_blob_bytes_reclaimable(report->blob_bytes_reclaimable);
+  for (const DiskUsageReport::SnapshotUsage& snapshot : report->snapshots) {
+    v1::SnapshotUsage* out = response->add_snapshots();
+    out->set_key(snapshot.key);
+    out->set_image_id(snapshot.image_id);
+    out->set_upper_bytes(snapshot.upper_bytes);
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace nodeagent::image

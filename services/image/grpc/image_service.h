@@ -31,7 +31,6 @@ class ImageServiceImpl final : public v1::ImageService::Service {
   grpc::Status ListSnapshots(grpc::ServerContext* context, const v1::ListSnapshotsRequest* request,
                              v1::ListSnapshotsResponse* response) override;
 
-  // Later work (issue 4): these answer UNIMPLEMENTED, saying so.
   grpc::Status TagImage(grpc::ServerContext* context, const v1::TagImageRequest* request,
                         v1::TagImageResponse* response) override;
   grpc::Status RemoveImage(grpc::ServerContext* context, const v1::RemoveImageRequest* request,
@@ -57,6 +56,8 @@ class ImageServiceImpl final : public v1::ImageService::Service {
                             v1::ImageHistoryResponse* response) override;
   grpc::Status PruneImages(grpc::ServerContext* context, const v1::PruneImagesRequest* request,
                            v1::PruneImagesResponse* response) override;
+  grpc::Status GetDiskUsage(grpc::ServerContext* context, const v1::GetDiskUsageRequest* request,
+                            v1::GetDiskUsageResponse* response) override;
 
  private:
   ImageStore* const store_;

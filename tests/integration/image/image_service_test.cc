@@ -180,22 +180,64 @@ TEST_F(ImageServiceTest, ImportErrors) {
   EXPECT_EQ(list.images_size(), 0);
 }
 
-TEST_F(ImageServiceTest, LaterWorkIsUnimplementedAndSaysSo) {
+TEST_F(ImageServiceTest, ErrorsOfTheImageStoreRpcsMapToGrpcCodes) {
+  // A reference without a registry host: nothing is contacted.
   v1::PullImageRequest pull;
-  pull.set_ref("docker.io/library/alpine");
+  pull.set_ref("alpine");
   auto context = Context();
   auto reader = stub_->PullImage(context.get(), pull);
   v1::PullImageResponse progress;
   EXPECT_FALSE(reader->Read(&progress));
   grpc::Status status = reader->Finish();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(status.error_message(),
-            "PullImage: not implemented yet (registry pull/push is issue 4)");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("name the registry"));
 
+  // A registry on loopback that is not there: UNAVAILABLE, naming the URL.
+  pull.set_ref("127.0.0.1:1/nothing:v1");
+  pull.mutable_access()->set_plain_http(true);
+  auto context2 = Context();
+  auto reader2 = stub_->PullImage(context2.get(), pull);
+  EXPECT_FALSE(reader2->Read(&progress));
+  status = reader2->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("http://127.0.0.1:1/v2/nothing/manifests/v1"));
+
+  v1::TagImageRequest tag;
+  tag.set_source("no-such-image");
+  tag.set_target("x:1");
   v1::TagImageResponse tagged;
-  status = stub_->TagImage(Context().get(), {}, &tagged);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("issue 4"));
+  status = stub_->TagImage(Context().get(), tag, &tagged);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::RemoveImageRequest rmi;
+  rmi.set_ref("no-such-image");
+  v1::RemoveImageResponse removed;
+  EXPECT_EQ(stub_->RemoveImage(Context().get(), rmi, &removed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  v1::CommitSnapshotRequest commit;
+  commit.set_key("no-such-snapshot");
+  v1::CommitSnapshotResponse committed;
+  EXPECT_EQ(stub_->CommitSnapshot(Context().get(), commit, &committed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  v1::SaveImageRequest save;
+  auto context3 = Context();
+  auto saver = stub_->SaveImage(context3.get(), save);
+  v1::SaveImageResponse chunk;
+  EXPECT_FALSE(saver->Read(&chunk));
+  EXPECT_EQ(saver->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::LoadImageResponse loaded;
+  auto context4 = Context();
+  auto loader = stub_->LoadImage(context4.get(), &loaded);
+  v1::LoadImageRequest garbage;
+  garbage.set_chunk(std::string(4096, 'x'));
+  loader->Write(garbage);
+  loader->WritesDone();
+  status = loader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("load archive"));
 }
 
 }  // namespace

@@ -130,6 +130,19 @@ TarBuilder& TarBuilder::Fifo(const std::string& path) {
   return *this;
 }
 
+TarBuilder& TarBuilder::CharDevice(const std::string& path, unsigned int major,
+                                   unsigned int minor) {
+  archive_entry* entry = archive_entry_new();
+  archive_entry_set_pathname(entry, path.c_str());
+  archive_entry_set_filetype(entry, AE_IFCHR);
+  archive_entry_set_perm(entry, 0666);
+  archive_entry_set_rdevmajor(entry, major);
+  archive_entry_set_rdevminor(entry, minor);
+  if (archive_write_header(impl_->a, entry) != ARCHIVE_OK) Die(archive_error_string(impl_->a));
+  archive_entry_free(entry);
+  return *this;
+}
+
 TarBuilder& TarBuilder::NextXattr(const std::string& name, const std::string& value) {
   impl_->xattrs.emplace_back(name, value);
   return *this;

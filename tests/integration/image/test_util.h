@@ -52,6 +52,8 @@ class TarBuilder {
   TarBuilder& Symlink(const std::string& path, const std::string& target);
   TarBuilder& Hardlink(const std::string& path, const std::string& target);
   TarBuilder& Fifo(const std::string& path);
+  // A character device (major, minor).
+  TarBuilder& CharDevice(const std::string& path, unsigned int major, unsigned int minor);
   // An xattr on the next entry added.
   TarBuilder& NextXattr(const std::string& name, const std::string& value);
 

@@ -20,8 +20,10 @@ StoreIndex Sample() {
   index.layers[kLayerA] = LayerRecord{4096, "aaaaaaaaaaaaaaaa"};
   index.layers[kLayerB] = LayerRecord{8192, "bbbbbbbbbbbbbbbb"};
   index.images[kImage1] =
-      ImageRecord{{"busybox:latest", "sh:1"}, absl::FromUnixSeconds(1000), {kLayerA}, 4096};
-  index.images[kImage2] = ImageRecord{{}, absl::FromUnixSeconds(2000), {kLayerA, kLayerB}, 12288};
+      ImageRecord{{"busybox:latest", "sh:1"}, absl::FromUnixSeconds(1000), {kLayerA}, 4096, ""};
+  // With a manifest digest (kLayerB's digest stands in for one).
+  index.images[kImage2] =
+      ImageRecord{{}, absl::FromUnixSeconds(2000), {kLayerA, kLayerB}, 12288, kLayerB};
   return index;
 }
 

@@ -1,0 +1,30 @@
+#pragma once
+
+// Pull and push between the image store and an OCI distribution registry.
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "services/image/core/image_store.h"
+#include "services/image/core/registry_client.h"
+
+namespace nodeagent::image {
+
+// Pulls `ref` ("host[:port]/repo[:tag|@digest]"). An image index picks linux/<host arch>.
+// Every blob is verified; layers the store has are not downloaded. The image is named
+// "host[:port]/repo:tag" (unnamed when pulled by digest alone).
+struct PullResult {
+  Image image;
+  std::string manifest_digest;
+};
+absl::StatusOr<PullResult> PullImage(ImageStore& store, absl::string_view ref,
+                                     const RegistryOptions& options, const ProgressFn& progress);
+
+// Pushes the stored image `image_ref` as `ref`; blobs the registry has are not uploaded.
+// Returns the manifest digest.
+absl::StatusOr<std::string> PushImage(ImageStore& store, absl::string_view image_ref,
+                                      absl::string_view ref, const RegistryOptions& options,
+                                      const ProgressFn& progress);
+
+}  // namespace nodeagent::image

@@ -1,0 +1,574 @@
+// The content store against the real filesystem and kernel, as root: verified blobs, shared
+// layers, OCI whiteouts in overlayfs, archives that skopeo and umoci accept, diff / commit /
+// export of a snapshot changed through a real overlay mount, tags and garbage collection,
+// and hostile input that must leave the store as it was.
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "services/common/linux/files.h"
+#include "services/image/core/busybox_image.h"
+#include "services/image/core/digest.h"
+#include "services/image/core/image_store.h"
+#include "services/image/core/layer_unpack.h"
+#include "services/image/core/oci_config.h"
+#include "services/image/core/oci_manifest.h"
+#include "tests/integration/image/test_util.h"
+#include "tests/support/subprocess.h"
+
+namespace nodeagent::image {
+namespace {
+
+using ::testing::Contains;
+using testing::CountEntries;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::ReadFileOrDie;
+using testing::RunInPrivateMountNamespace;
+using testing::ScopedTempDir;
+using testing::SourceOf;
+using testing::StatOrDie;
+using testing::TarBuilder;
+
+// Every file name below a directory (recursively), to compare a store before and after.
+std::set<std::string> Tree(const std::string& dir) {
+  std::set<std::string> out;
+  nodeagent::testing::CommandResult r =
+      nodeagent::testing::RunCommand({"find", dir, "-mindepth", "1"});
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    out.insert(std::string(line));
+  }
+  return out;
+}
+
+// Paths in a tar archive held in memory.
+std::set<std::string> TarPaths(const std::string& tar) {
+  std::set<std::string> out;
+  archive* a = archive_read_new();
+  archive_read_support_format_tar(a);
+  archive_read_support_filter_all(a);
+  if (archive_read_open_memory(a, tar.data(), tar.size()) != ARCHIVE_OK) return out;
+  archive_entry* entry = nullptr;
+  while (archive_read_next_header(a, &entry) == ARCHIVE_OK)
+    out.insert(archive_entry_pathname(entry));
+  archive_read_free(a);
+  return out;
+}
+
+std::string ConfigFor(const std::vector<std::string>& diff_ids) {
+  OciImageConfig config;
+  config.created = absl::FromUnixSeconds(1700000000);
+  config.architecture = std::string(HostOciArchitecture());
+  config.diff_ids = diff_ids;
+  for (size_t i = 0; i < diff_ids.size(); ++i) {
+    config.history.push_back({config.created, absl::StrCat("layer ", i), "", false});
+  }
+  config.config.cmd = {"sh"};
+  return SerializeOciConfig(config);
+}
+
+// An image spec of uncompressed layers held in memory (blob digest = diff id).
+struct MemoryImage {
+  std::vector<std::string> layers;
+  ImageImportSpec Spec(const std::string& name) const {
+    ImageImportSpec spec;
+    if (!name.empty()) spec.names = {name};
+    std::vector<std::string> diff_ids;
+    for (const std::string& layer : layers) {
+      std::string digest = Sha256Digest(Sha256Hex(layer));
+      diff_ids.push_back(digest);
+      Descriptor d{std::string(kMediaTypeOciLayer),
+                   digest,
+                   static_cast<int64_t>(layer.size()),
+                   {},
+                   std::nullopt};
+      const std::string* bytes = &layer;
+      spec.layers.push_back(
+          {d, [bytes]() -> absl::StatusOr<ByteSource> { return SourceOf(*bytes, 1000); }, ""});
+    }
+    spec.config_bytes = ConfigFor(diff_ids);
+    return spec;
+  }
+};
+
+class ContentStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "integration tests run as root";
+    root_ = tmp_.path() + "/store";
+    Open();
+  }
+  void TearDown() override {
+    store_.reset();
+    EXPECT_THAT(testing::HostMountInfo(), Not(HasSubstr(tmp_.path())));
+  }
+  void Open(int64_t max_layer_bytes = int64_t{64} << 30) {
+    store_.reset();
+    absl::StatusOr<std::unique_ptr<ImageStore>> store =
+        ImageStore::Open({.root = root_, .max_layer_bytes = max_layer_bytes});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+  Image Busybox() {
+    EXPECT_TRUE(EnsureBusyboxImage(*store_, "/bin/busybox").ok());
+    absl::StatusOr<Image> image = store_->GetImage("busybox");
+    EXPECT_TRUE(image.ok()) << image.status();
+    return image.ok() ? *image : Image{};
+  }
+  // Runs `body` with the snapshot's overlay mounted at <tmp>/mnt-<key>, in a private mount
+  // namespace (nothing reaches the host's mount table).
+  int WithMounted(const PreparedSnapshot& snapshot, const std::string& key,
+                  const std::function<int(const std::string&)>& body) {
+    const std::string target = absl::StrCat(tmp_.path(), "/mnt-", key);
+    ::mkdir(target.c_str(), 0755);
+    const Mount& mount = snapshot.mounts.at(0);
+    const std::string data = absl::StrJoin(mount.options, ",");
+    return RunInPrivateMountNamespace([&] {
+      if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0) {
+        std::perror("mount overlay");
+        return 100;
+      }
+      return body(target);
+    });
+  }
+
+  ScopedTempDir tmp_{"content-store-test"};
+  std::string root_;
+  std::unique_ptr<ImageStore> store_;
+};
+
+TEST_F(ContentStoreTest, BlobsAreVerifiedAndAMismatchKeepsNothing) {
+  MemoryImage image{{TarBuilder().File("a", "1").Finish()}};
+  ImageImportSpec spec = image.Spec("bad:1");
+  const std::set<std::string> before = Tree(root_);
+
+  ImageImportSpec wrong_blob = spec;
+  wrong_blob.layers[0].descriptor.digest = Sha256Digest(std::string(64, 'e'));
+  absl::StatusOr<Image> r = store_->ImportImage(wrong_blob);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("digest mismatch"));
+  EXPECT_EQ(Tree(root_), before);
+
+  ImageImportSpec wrong_diff = spec;
+  wrong_diff.config_bytes = ConfigFor({Sha256Digest(std::string(64, 'd'))});
+  r = store_->ImportImage(wrong_diff);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("the image config says"));
+  EXPECT_EQ(Tree(root_), before);
+
+  ImageImportSpec not_json = spec;
+  not_json.config_bytes = "{not json";
+  r = store_->ImportImage(not_json);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("not valid JSON"));
+  EXPECT_EQ(Tree(root_), before);
+
+  // A manifest whose config digest is not the config's.
+  ImageImportSpec wrong_manifest = spec;
+  OciManifest manifest;
+  manifest.config = {
+      std::string(kMediaTypeOciConfig), Sha256Digest(std::string(64, 'c')), 5, {}, std::nullopt};
+  manifest.layers = {spec.layers[0].descriptor};
+  wrong_manifest.manifest_bytes = SerializeManifest(manifest);
+  r = store_->ImportImage(wrong_manifest);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("the manifest says"));
+  EXPECT_EQ(Tree(root_), before);
+
+  // The good one goes in; its blob is the layer tar itself, stored once.
+  r = store_->ImportImage(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(
+      linux::PathExists(root_ + "/blobs/sha256/" + spec.layers[0].descriptor.digest.substr(7)));
+}
+
+TEST_F(ContentStoreTest, SecondLayerFailureRemovesTheFirst) {
+  MemoryImage image{
+      {TarBuilder().File("one", "1").Finish(), TarBuilder().File("../escape", "x").Finish()}};
+  const std::set<std::string> before = Tree(root_);
+  absl::StatusOr<Image> r = store_->ImportImage(image.Spec("two:1"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("layer 2/2"));
+  EXPECT_THAT(r.status().message(), HasSubstr("escapes the layer"));
+  EXPECT_EQ(Tree(root_), before);
+}
+
+TEST_F(ContentStoreTest, WhiteoutsBecomeOverlayWhiteouts) {
+  MemoryImage image{{TarBuilder()
+                         .File("f", "file")
+                         .Dir("a")
+                         .File("a/x", "x")
+                         .File("a/y", "y")
+                         .Dir("d")
+                         .File("d/k", "k")
+                         .Finish(),
+                     TarBuilder()
+                         .File(".wh.f", "")
+                         .Dir("a")
+                         .File("a/.wh.x", "")
+                         .Dir("d")
+                         .File("d/.wh..wh..opq", "")
+                         .File("d/new", "n")
+                         .Finish()}};
+  absl::StatusOr<Image> r = store_->ImportImage(image.Spec("wh:1"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->layers.size(), 2u);
+  const std::string top = store_->LayerDir(r->layers[1]);
+  struct stat wf = StatOrDie(top + "/f");
+  EXPECT_TRUE(S_ISCHR(wf.st_mode) && wf.st_rdev == 0);
+  EXPECT_FALSE(linux::PathExists(top + "/.wh.f"));
+  char value[8] = {0};
+  EXPECT_EQ(::lgetxattr((top + "/d").c_str(), "trusted.overlay.opaque", value, sizeof(value)), 1);
+  EXPECT_EQ(value[0], 'y');
+  EXPECT_FALSE(linux::PathExists(top + "/d/.wh..wh..opq"));
+
+  absl::StatusOr<PreparedSnapshot> snapshot = store_->PrepareSnapshot("wh", "wh:1");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  int code = WithMounted(*snapshot, "wh", [](const std::string& m) {
+    if (linux::PathExists(m + "/f")) return 1;
+    if (linux::PathExists(m + "/a/x")) return 2;
+    if (ReadFileOrDie(m + "/a/y") != "y") return 3;
+    if (linux::PathExists(m + "/d/k")) return 4;
+    if (ReadFileOrDie(m + "/d/new") != "n") return 5;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+  // Export sees the same merged view.
+  std::string tar;
+  ASSERT_TRUE(store_
+                  ->ExportSnapshot("wh",
+                                   [&](absl::string_view d) {
+                                     tar.append(d.data(), d.size());
+                                     return absl::OkStatus();
+                                   })
+                  .ok());
+  EXPECT_EQ(TarPaths(tar), (std::set<std::string>{"a/", "a/y", "d/", "d/new"}));
+  ASSERT_TRUE(store_->RemoveSnapshot("wh").ok());
+}
+
+TEST_F(ContentStoreTest, SaveIsAcceptedBySkopeoAndUmociAndLoadsBack) {
+  Image busybox = Busybox();
+  const std::string archive = tmp_.path() + "/busybox.tar";
+  {
+    std::ofstream out(archive, std::ios::binary);
+    ASSERT_TRUE(store_
+                    ->SaveArchive({"busybox"},
+                                  [&](absl::string_view d) {
+                                    out.write(d.data(), static_cast<std::streamsize>(d.size()));
+                                    return absl::OkStatus();
+                                  })
+                    .ok());
+  }
+  absl::StatusOr<StoredManifest> manifest = store_->GetManifest("busybox");
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  nodeagent::testing::CommandResult inspect =
+      nodeagent::testing::RunCommand({"skopeo", "inspect", "oci-archive:" + archive});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_THAT(inspect.out, HasSubstr(manifest->digest));
+
+  const std::string layout = tmp_.path() + "/layout";
+  ASSERT_EQ(::mkdir(layout.c_str(), 0755), 0);
+  ASSERT_EQ(nodeagent::testing::RunCommand({"tar", "-C", layout, "-xf", archive}).exit_code, 0);
+  nodeagent::testing::CommandResult umoci = nodeagent::testing::RunCommand(
+      {"umoci", "unpack", "--image", layout + ":latest", tmp_.path() + "/bundle"});
+  ASSERT_EQ(umoci.exit_code, 0) << umoci.err;
+  EXPECT_TRUE(linux::PathExists(tmp_.path() + "/bundle/rootfs/bin/busybox"));
+
+  // skopeo turns it into a docker-save archive; both kinds load into a fresh store with the
+  // same image id.
+  const std::string docker = tmp_.path() + "/docker.tar";
+  nodeagent::testing::CommandResult copy = nodeagent::testing::RunCommand(
+      {"skopeo", "copy", "-q", "oci-archive:" + archive, "docker-archive:" + docker + ":my/bb:v1"});
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  root_ = tmp_.path() + "/store2";
+  Open();
+  for (const std::string& file : {archive, docker}) {
+    absl::StatusOr<ByteSource> source = OpenFileSource(file);
+    ASSERT_TRUE(source.ok());
+    absl::StatusOr<std::vector<Image>> loaded = store_->LoadArchive(*source);
+    ASSERT_TRUE(loaded.ok()) << file << ": " << loaded.status();
+    ASSERT_EQ(loaded->size(), 1u);
+    EXPECT_EQ((*loaded)[0].id, busybox.id);
+  }
+  // skopeo writes Docker's normalized name.
+  absl::StatusOr<Image> named = store_->GetImage("docker.io/my/bb:v1");
+  ASSERT_TRUE(named.ok()) << absl::StrJoin(store_->ListImages()[0].names, ",");
+  EXPECT_THAT(named->names, ElementsAre("busybox:latest", "docker.io/my/bb:v1"));
+  absl::StatusOr<std::vector<Image>> from_dir = store_->LoadDirectory(layout);
+  ASSERT_TRUE(from_dir.ok()) << from_dir.status();
+}
+
+TEST_F(ContentStoreTest, HostileLayoutsLeaveTheStoreAsItWas) {
+  Busybox();
+  const std::string layout = tmp_.path() + "/evil";
+  ASSERT_EQ(::mkdir(layout.c_str(), 0755), 0);
+  ASSERT_TRUE(linux::MakeDirs(layout + "/blobs/sha256").ok());
+  ASSERT_TRUE(linux::WriteFileAtomic(layout + "/oci-layout", kOciLayoutFile).ok());
+  const std::string manifest = "{\"schemaVersion\":2}";
+  const std::string wrong = Sha256Hex("something else");
+  ASSERT_TRUE(linux::WriteFileAtomic(layout + "/blobs/sha256/" + wrong, manifest).ok());
+  auto write_index = [&](const std::string& digest) {
+    OciIndex index;
+    index.manifests = {{std::string(kMediaTypeOciManifest), digest, 20, {}, std::nullopt}};
+    ASSERT_TRUE(linux::WriteFileAtomic(layout + "/index.json", SerializeIndex(index)).ok());
+  };
+  const std::set<std::string> before = Tree(root_);
+
+  write_index(Sha256Digest(wrong));
+  absl::StatusOr<std::vector<Image>> r = store_->LoadDirectory(layout);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("content has digest"));
+
+  // A blob that is a symlink to a host file.
+  const std::string hex = Sha256Hex("x");
+  ASSERT_EQ(::symlink("/etc/hostname", (layout + "/blobs/sha256/" + hex).c_str()), 0);
+  write_index(Sha256Digest(hex));
+  r = store_->LoadDirectory(layout);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("not a regular file"));
+
+  ASSERT_TRUE(linux::WriteFileAtomic(layout + "/index.json", "[[[[").ok());
+  r = store_->LoadDirectory(layout);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Tree(root_), before);
+
+  // A docker-save manifest pointing outside the archive.
+  ASSERT_TRUE(linux::RemoveTree(layout + "/index.json").ok());
+  ASSERT_TRUE(linux::WriteFileAtomic(layout + "/manifest.json",
+                                     R"([{"Config":"../../etc/passwd","Layers":[]}])")
+                  .ok());
+  r = store_->LoadDirectory(layout);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Tree(root_), before);
+}
+
+TEST_F(ContentStoreTest, DeviceNodesNeedPrivilegeAndHugeLayersAreRefused) {
+  const std::string dir = tmp_.path() + "/unpack";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  std::string tar = TarBuilder().CharDevice("dev/mem", 1, 1).Finish();
+  UnpackOptions unprivileged;
+  unprivileged.allow_device_nodes = false;
+  absl::StatusOr<UnpackedLayer> r = UnpackLayer(SourceOf(tar), dir, unprivileged);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("device nodes are not allowed"));
+  EXPECT_FALSE(linux::PathExists(dir + "/dev/mem"));
+
+  Open(/*max_layer_bytes=*/1 << 20);
+  const std::set<std::string> before = Tree(root_);
+  absl::StatusOr<Image> big =
+      store_->ImportRootfsTar("big", {},
+                              SourceOf(TarBuilder(testing::Compression::kGzip)
+                                           .File("zeros", std::string(4 << 20, '\0'))
+                                           .Finish()));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Tree(root_), before);
+}
+
+TEST_F(ContentStoreTest, DiffCommitHistoryAndExportOfAChangedSnapshot) {
+  Image busybox = Busybox();
+  absl::StatusOr<PreparedSnapshot> snapshot = store_->PrepareSnapshot("c1", "busybox");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  // "Install something", change a file, delete a file and a directory, and replace a
+  // directory wholesale (overlayfs makes it opaque) -- through the real overlay.
+  int code = WithMounted(*snapshot, "c1", [](const std::string& m) {
+    if (!linux::MakeDirs(m + "/opt/tool/bin").ok()) return 1;
+    if (!linux::WriteFileAtomic(m + "/opt/tool/bin/tool", std::string(300000, 't'), 0755).ok()) {
+      return 2;
+    }
+    if (!linux::WriteFileAtomic(m + "/etc/hosts", "127.0.0.1 changed\n").ok()) return 3;
+    if (::unlink((m + "/etc/group").c_str()) != 0) return 4;
+    if (!linux::RemoveTree(m + "/root").ok()) return 5;
+    if (!linux::RemoveTree(m + "/home").ok() || ::mkdir((m + "/home").c_str(), 0755) != 0) return 6;
+    if (!linux::WriteFileAtomic(m + "/home/fresh", "f").ok()) return 7;
+    return 0;
+  });
+  ASSERT_EQ(code, 0);
+
+  absl::StatusOr<std::vector<FileChange>> diff = store_->DiffSnapshot("c1");
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  std::set<std::string> lines;
+  for (const FileChange& c : *diff) lines.insert(absl::StrCat(std::string(1, c.kind), " ", c.path));
+  EXPECT_THAT(lines, Contains("A /opt"));
+  EXPECT_THAT(lines, Contains("A /opt/tool/bin/tool"));
+  EXPECT_THAT(lines, Contains("C /etc"));
+  EXPECT_THAT(lines, Contains("C /etc/hosts"));
+  EXPECT_THAT(lines, Contains("D /etc/group"));
+  EXPECT_THAT(lines, Contains("D /root"));
+  EXPECT_THAT(lines, Contains("C /home"));
+  EXPECT_THAT(lines, Contains("A /home/fresh"));
+
+  CommitOptions options;
+  options.comment = "install tool";
+  absl::StatusOr<Image> v1 = store_->CommitSnapshot("c1", "tool:v1", options);
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  ASSERT_EQ(v1->layers.size(), 2u);
+  EXPECT_EQ(v1->layers[0], busybox.layers[0]);
+  EXPECT_GT(v1->size_bytes, busybox.size_bytes + 300000);
+  absl::StatusOr<std::vector<HistoryItem>> history = store_->History("tool:v1");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].created_by, "nodectl commit");
+  EXPECT_EQ((*history)[0].comment, "install tool");
+  EXPECT_EQ((*history)[0].layer, v1->layers[1]);
+  EXPECT_GT((*history)[0].size_bytes, 300000);
+  // The committed layer carries the deletions as overlay whiteouts and /home as opaque.
+  const std::string top = store_->LayerDir(v1->layers[1]);
+  struct stat wh = StatOrDie(top + "/etc/group");
+  EXPECT_TRUE(S_ISCHR(wh.st_mode) && wh.st_rdev == 0);
+  char value[4] = {0};
+  EXPECT_EQ(::lgetxattr((top + "/home").c_str(), "trusted.overlay.opaque", value, 4), 1);
+
+  // A container of the new image: the tool is there, the deleted paths are not. Then
+  // "uninstall" and commit again: the image still grows (the whiteouts add a layer).
+  absl::StatusOr<PreparedSnapshot> c2 = store_->PrepareSnapshot("c2", "tool:v1");
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  code = WithMounted(*c2, "c2", [](const std::string& m) {
+    if (!linux::PathExists(m + "/opt/tool/bin/tool")) return 1;
+    if (linux::PathExists(m + "/etc/group") || linux::PathExists(m + "/root")) return 2;
+    if (!linux::RemoveTree(m + "/opt/tool").ok()) return 3;
+    return 0;
+  });
+  ASSERT_EQ(code, 0);
+  diff = store_->DiffSnapshot("c2");
+  ASSERT_TRUE(diff.ok());
+  lines.clear();
+  for (const FileChange& c : *diff) lines.insert(absl::StrCat(std::string(1, c.kind), " ", c.path));
+  EXPECT_THAT(lines, Contains("D /opt/tool"));
+  absl::StatusOr<Image> v2 = store_->CommitSnapshot("c2", "tool:v2", {});
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(v2->layers.size(), 3u);
+  EXPECT_GE(v2->size_bytes, v1->size_bytes);
+
+  // Export: the merged filesystem, without the deleted paths or any whiteout.
+  std::string tar;
+  ASSERT_TRUE(store_
+                  ->ExportSnapshot("c1",
+                                   [&](absl::string_view d) {
+                                     tar.append(d.data(), d.size());
+                                     return absl::OkStatus();
+                                   })
+                  .ok());
+  std::set<std::string> paths = TarPaths(tar);
+  EXPECT_THAT(paths, Contains("opt/tool/bin/tool"));
+  EXPECT_THAT(paths, Contains("bin/busybox"));
+  EXPECT_THAT(paths, Contains("home/fresh"));
+  EXPECT_THAT(paths, Not(Contains("etc/group")));
+  EXPECT_THAT(paths, Not(Contains("root/")));
+  for (const std::string& p : paths) EXPECT_THAT(p, Not(HasSubstr(".wh.")));
+
+  // The committed image saves and loads like any other (its manifest lists 2 layers).
+  absl::StatusOr<StoredManifest> m = store_->GetManifest("tool:v1");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->manifest.layers.size(), 2u);
+  EXPECT_EQ(m->manifest.layers[1].media_type, kMediaTypeOciLayerGzip);
+  ASSERT_TRUE(store_->RemoveSnapshot("c1").ok());
+  ASSERT_TRUE(store_->RemoveSnapshot("c2").ok());
+}
+
+TEST_F(ContentStoreTest, TwoContainersCostOneCopyOfTheImage) {
+  Image busybox = Busybox();
+  absl::StatusOr<DiskUsageReport> before = store_->DiskUsage();
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(store_->PrepareSnapshot("a", "busybox").ok());
+  ASSERT_TRUE(store_->PrepareSnapshot("b", "busybox").ok());
+  absl::StatusOr<DiskUsageReport> after = store_->DiskUsage();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->layer_bytes, before->layer_bytes);
+  EXPECT_EQ(after->images_in_use, 1);
+  ASSERT_EQ(after->snapshots.size(), 2u);
+  for (const auto& s : after->snapshots) EXPECT_LT(s.upper_bytes, 16384) << s.key;
+  // du agrees: the whole store is one image's layers plus small change.
+  absl::StatusOr<int64_t> du = linux::DiskUsage(root_);
+  ASSERT_TRUE(du.ok());
+  EXPECT_LT(*du, busybox.size_bytes + after->blob_bytes + 200000);
+  EXPECT_EQ(after->layer_bytes_reclaimable, 0);
+}
+
+TEST_F(ContentStoreTest, TagsRemovalAndGarbageCollection) {
+  Image busybox = Busybox();
+  MemoryImage other{{TarBuilder().File("x", "x").Finish()}};
+  // Shares no layer; a third image shares busybox's.
+  ASSERT_TRUE(store_->ImportImage(other.Spec("other:1")).ok());
+  absl::StatusOr<Image> tagged = store_->TagImage("busybox", "mine:2");
+  ASSERT_TRUE(tagged.ok());
+  EXPECT_THAT(tagged->names, ElementsAre("busybox:latest", "mine:2"));
+
+  ASSERT_TRUE(store_->PrepareSnapshot("user", "busybox").ok());
+  // By name among several: only the name goes.
+  absl::StatusOr<RemovedImages> r = store_->RemoveImage("mine:2", false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_THAT(r->untagged, ElementsAre("mine:2"));
+  EXPECT_TRUE(r->deleted.empty());
+  // The last name of a used image: refused, then forced (names go, the image stays).
+  r = store_->RemoveImage("busybox", false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("used by 1 container"));
+  r = store_->RemoveImage("busybox", true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->deleted.empty());
+  absl::StatusOr<Image> kept = store_->GetImage(busybox.id);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_TRUE(kept->names.empty());
+
+  // Prune keeps what a snapshot uses ...
+  absl::StatusOr<PruneReport> prune = store_->Prune(false);
+  ASSERT_TRUE(prune.ok());
+  EXPECT_THAT(prune->deleted, Not(Contains(busybox.id)));
+  EXPECT_TRUE(linux::PathExists(store_->LayerDir(busybox.layers[0])));
+  // ... and removes it, its layer and blobs, once nothing does; "other" stays.
+  ASSERT_TRUE(store_->RemoveSnapshot("user").ok());
+  prune = store_->Prune(false);
+  ASSERT_TRUE(prune.ok());
+  EXPECT_THAT(prune->deleted, Contains(busybox.id));
+  EXPECT_THAT(prune->deleted, Contains(busybox.layers[0]));
+  EXPECT_GT(prune->reclaimed_bytes, busybox.size_bytes);
+  EXPECT_FALSE(linux::PathExists(store_->LayerDir(busybox.layers[0])));
+  EXPECT_FALSE(store_->GetImage(busybox.id).ok());
+  absl::StatusOr<Image> still = store_->GetImage("other:1");
+  ASSERT_TRUE(still.ok());
+  EXPECT_TRUE(linux::PathExists(store_->LayerDir(still->layers[0])));
+  absl::StatusOr<StoredManifest> m = store_->GetManifest("other:1");
+  ASSERT_TRUE(m.ok()) << m.status();
+  // Only referenced blobs remain: manifest, config, one layer.
+  EXPECT_EQ(CountEntries(root_ + "/blobs/sha256"), 3u);
+  EXPECT_EQ(CountEntries(root_ + "/l"), 1u);
+
+  // rmi by id of the last image removes everything it had.
+  r = store_->RemoveImage(still->id, false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(CountEntries(root_ + "/blobs/sha256"), 0u);
+  EXPECT_EQ(CountEntries(root_ + "/layers"), 0u);
+  // The index on disk agrees after a reopen.
+  Open();
+  EXPECT_TRUE(store_->ListImages().empty());
+}
+
+TEST_F(ContentStoreTest, LeftoversOfACrashAreRemovedAtOpen) {
+  Busybox();
+  ASSERT_TRUE(linux::MakeDirs(root_ + "/tmp/layer-half/usr/bin").ok());
+  ASSERT_TRUE(linux::WriteFileAtomic(root_ + "/tmp/blob-123-0", "partial").ok());
+  Open();
+  EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+  EXPECT_TRUE(store_->GetImage("busybox").ok());
+}
+
+}  // namespace
+}  // namespace nodeagent::image
