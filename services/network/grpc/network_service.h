@@ -1,14 +1,18 @@
 #pragma once
 
-// NetworkService: bridges, veth, IPAM and port publishing arrive with the network issue (5).
-// Until then every RPC answers UNIMPLEMENTED and containers get loopback only.
+// NetworkService: the gRPC adapter over core::NetworkManager (proto <-> core types,
+// absl::Status -> grpc::Status). No logic of its own.
 
 #include "nodeagent/v1/network.grpc.pb.h"
+#include "services/network/core/network_manager.h"
 
 namespace nodeagent::network {
 
 class NetworkServiceImpl final : public v1::NetworkService::Service {
  public:
+  // `manager` is not owned and must outlive the service.
+  explicit NetworkServiceImpl(NetworkManager* manager) : manager_(manager) {}
+
   grpc::Status CreateNetwork(grpc::ServerContext* context, const v1::CreateNetworkRequest* request,
                              v1::CreateNetworkResponse* response) override;
   grpc::Status ListNetworks(grpc::ServerContext* context, const v1::ListNetworksRequest* request,
@@ -23,6 +27,9 @@ class NetworkServiceImpl final : public v1::NetworkService::Service {
   grpc::Status DetachContainer(grpc::ServerContext* context,
                                const v1::DetachContainerNetworkRequest* request,
                                v1::DetachContainerNetworkResponse* response) override;
+
+ private:
+  NetworkManager* manager_;
 };
 
 }  // namespace nodeagent::network

@@ -1,0 +1,159 @@
+#pragma once
+
+// The network service's logic: bridge networks, IPAM, a pinned network namespace and a veth
+// pair per attached container, /etc/hosts and /etc/resolv.conf per container, published ports
+// and masquerade through one nftables table of this node. State survives restarts and the
+// kernel is reconciled against it when the manager opens.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "services/network/core/state.h"
+
+namespace nodeagent::network {
+
+namespace linux {
+class Nftables;
+struct PreparedNetns;
+}  // namespace linux
+
+struct ManagerOptions {
+  // State directory: state.json and containers/<id>/{hosts,resolv.conf}.
+  std::string root;
+  // Run directory: pinned namespaces at <run_dir>/netns/<container id>.
+  std::string run_dir;
+  // Networks created without --subnet (the default one included) get the first free /24 of
+  // this pool that overlaps no other network and no route of the host.
+  std::string address_pool = "10.213.0.0/16";
+  int pool_prefix = 24;
+  // Outbound NAT needs the host to forward; turned on (as Docker does) when a network exists.
+  bool enable_ip_forward = true;
+  std::string host_resolv_conf = "/etc/resolv.conf";
+};
+
+// The network the runtime names "bridge" (or leaves empty): created on first use.
+inline constexpr char kDefaultNetwork[] = "bridge";
+
+struct AttachRequest {
+  std::string container_id;
+  std::string container_name;
+  std::string hostname;
+  // "bridge" (or empty) for the default network, or a network name.
+  std::string network;
+  std::vector<PortMapping> ports;
+};
+
+struct AttachResult {
+  std::string netns_path;
+  std::string hosts_path;
+  std::string resolv_conf_path;
+  std::string network;
+  std::string ip_address;
+  int prefix_length = 0;
+  std::string gateway;
+  std::string mac_address;
+  std::string host_veth;
+};
+
+struct NetworkInfo {
+  NetworkRecord network;
+  std::vector<EndpointRecord> endpoints;
+};
+
+// Names of this node's kernel objects. Several nodes (a test's and the host's) can run side by
+// side: each prefixes its bridges, veths and nftables table with a tag derived from its root.
+struct KernelNames {
+  std::string tag;            // 4 hex digits.
+  std::string bridge_prefix;  // "nb" + tag
+  std::string veth_prefix;    // "nv" + tag
+  std::string nft_table;      // "nodeagent_" + tag
+};
+KernelNames KernelNamesFor(const std::string& root);
+
+class NetworkManager {
+ public:
+  // Loads the state and reconciles the kernel with it (orphan links, namespaces, files and
+  // rules go; networks' bridges are made again if missing; cut-short attaches are undone).
+  static absl::StatusOr<std::unique_ptr<NetworkManager>> Open(const ManagerOptions& options);
+  ~NetworkManager();
+
+  // Empty subnet: a free /24 of the pool; empty gateway: the first host; mtu 0: 1500.
+  absl::StatusOr<NetworkInfo> CreateNetwork(const std::string& name, const std::string& subnet,
+                                            const std::string& gateway, int mtu = 0);
+  std::vector<NetworkInfo> ListNetworks();
+  absl::StatusOr<NetworkInfo> GetNetwork(const std::string& name);
+  // FAILED_PRECONDITION while containers are attached.
+  absl::Status RemoveNetwork(const std::string& name);
+
+  // Idempotent per container id: a second call returns the first one's result.
+  absl::StatusOr<AttachResult> Attach(const AttachRequest& request);
+  // Removes everything Attach made; tolerant of partial state and of unknown ids.
+  absl::Status Detach(const std::string& container_id);
+
+  // Runs the reconcile pass again (Open runs it once).
+  absl::Status Reconcile();
+  // On a clean stop: drops the netns mount point when no namespace is pinned below it.
+  void Shutdown();
+
+  const KernelNames& names() const { return names_; }
+  std::string NetnsDir() const { return options_.run_dir + "/netns"; }
+
+ private:
+  explicit NetworkManager(const ManagerOptions& options);
+
+  // Networks are saved durably (fsync); endpoints are not: they live no longer than their
+  // pinned namespaces, which a reboot removes anyway.
+  absl::Status SaveLocked(bool durable = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ReconcileLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<NetworkRecord*> CreateNetworkLocked(const std::string& name,
+                                                     const std::string& subnet,
+                                                     const std::string& gateway, int mtu)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status EnsureBridge(const NetworkRecord& network);
+  // Makes the namespace (if not pinned yet), the veth pair and eth0's address and route.
+  absl::Status SetUpEndpoint(const NetworkRecord& network, const EndpointRecord& endpoint);
+  // Removes an endpoint's kernel objects and files; every step runs even if one fails.
+  absl::Status TearDownEndpoint(const std::string& container_id, const std::string& host_veth);
+  absl::Status ApplyRulesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rewrites (in place) the hosts files of every complete endpoint on `network`.
+  absl::Status RefreshHostsLocked(const std::string& network) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteContainerFiles(const EndpointRecord& endpoint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropNetnsDirIfUnusedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Making a network namespace is the slowest step of an attach: a background thread keeps one
+  // made ahead of time (unpinned: it goes with the process if unused).
+  void SpareLoop();
+  bool SpareWanted() const ABSL_SHARED_LOCKS_REQUIRED(spare_mu_);
+  absl::StatusOr<linux::PreparedNetns> TakeSpareOrMake();
+  void StopSpareThread();
+  NetworkInfo InfoLocked(const NetworkRecord& network) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  AttachResult ResultFor(const NetworkRecord& network, const EndpointRecord& endpoint) const;
+
+  std::string StatePath() const { return options_.root + "/state.json"; }
+  std::string ContainerDir(const std::string& id) const {
+    return options_.root + "/containers/" + id;
+  }
+  std::string NetnsPath(const std::string& id) const { return NetnsDir() + "/" + id; }
+
+  const ManagerOptions options_;
+  const KernelNames names_;
+  absl::Mutex mu_;
+  NetworkState state_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<linux::Nftables> nft_ ABSL_GUARDED_BY(mu_);
+  // Whether <run_dir>/netns is known to be our private mount point.
+  bool netns_dir_ready_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex spare_mu_;
+  std::unique_ptr<linux::PreparedNetns> spare_ ABSL_GUARDED_BY(spare_mu_);
+  bool stopping_ ABSL_GUARDED_BY(spare_mu_) = false;
+  std::thread spare_thread_;
+};
+
+}  // namespace nodeagent::network
