@@ -17,6 +17,13 @@ packages=(
   libseccomp-dev libcap-dev
   # runtime: the built-in busybox image; peers for benchmarks; tools tests use
   busybox-static crun runc util-linux iproute2 procps
+  # image service: registry HTTP(S) (libcurl); peers and test tools (a registry, skopeo,
+  # umoci, openssl for test certificates); clang's libFuzzer runtime for the parser fuzzer
+  libcurl4-openssl-dev docker-registry skopeo umoci openssl curl bc clang libclang-rt-14-dev
+  # network service: rtnetlink (libmnl), NAT rules (libnftables, nft for tests), iperf3 bench
+  libmnl-dev libnftables-dev nftables iperf3
+  # metrics: Prometheus (promtool and the end-to-end test's real Prometheus); curl for its bench
+  prometheus curl
   # buf (reflection client) comes from npm
   nodejs
 )

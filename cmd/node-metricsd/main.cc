@@ -1,5 +1,6 @@
-// node-metricsd: the metrics service. Serves Prometheus /metrics over HTTP (prometheus-cpp)
-// and the MetricsService gRPC API; container metrics arrive with issue 6.
+// node-metricsd: the metrics service. Follows the runtime's container events, reads their
+// cgroups at scrape time, and serves them as Prometheus /metrics (cAdvisor's names) over HTTP
+// and as the MetricsService gRPC API on its Unix socket.
 
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
@@ -9,9 +10,16 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_join.h"
 #include "services/common/grpc/service_host.h"
 #include "services/common/log.h"
+#include "services/metrics/core/container_registry.h"
+#include "services/metrics/core/prometheus_collector.h"
+#include "services/metrics/core/stats_reader.h"
 #include "services/metrics/grpc/metrics_service.h"
+#include "services/metrics/grpc/runtime_watcher.h"
+#include "services/metrics/linux/cgroup_readers.h"
+#include "services/metrics/linux/host_reader.h"
 
 int main(int argc, char** argv) {
   nodeagent::BlockTerminationSignals();
@@ -19,14 +27,36 @@ int main(int argc, char** argv) {
   std::string run_dir = "/run/nodeagent";
   std::string listen;
   std::string metrics_address = "127.0.0.1:9323";
+  std::string runtime_socket;
   app.add_option("--run-dir", run_dir, "Directory of the services' sockets")->capture_default_str();
   app.add_option("--listen", listen, "Also listen on this TCP address (e.g. 127.0.0.1:7703)");
   app.add_option("--metrics-address", metrics_address,
-                 "HTTP address of Prometheus /metrics; empty disables it")
+                 "HTTP address of Prometheus /metrics (port 0: any free port); empty disables it")
       ->capture_default_str();
+  app.add_option("--runtime-socket", runtime_socket,
+                 "Socket of the runtime service (default: <run-dir>/runtime.sock)");
   CLI11_PARSE(app, argc, argv);
-
   nodeagent::SetLogPrefix("node-metricsd");
+  if (runtime_socket.empty()) runtime_socket = nodeagent::ServiceSocketPath(run_dir, "runtime");
+
+  auto cgroups = nodeagent::metrics::DetectCgroupReader();
+  if (!cgroups.ok()) {
+    nodeagent::LogError("%s", cgroups.status().ToString());
+    return 1;
+  }
+  auto fds = nodeagent::metrics::ReserveCachedFileDescriptors();
+  if (!fds.ok()) {
+    nodeagent::LogError("%s", fds.status().ToString());
+    return 1;
+  }
+  nodeagent::LogInfo("reading cgroup %s (keeping up to %d cgroup files open)",
+                     (*cgroups)->Version(), *fds);
+  std::unique_ptr<nodeagent::metrics::HostReader> host = nodeagent::metrics::NewHostReader();
+  nodeagent::metrics::ContainerRegistry containers(cgroups->get(), host.get());
+  nodeagent::metrics::StatsReader stats(&containers, host.get());
+  nodeagent::metrics::RuntimeWatcher watcher(nodeagent::DialUnixSocket(runtime_socket),
+                                             &containers);
+
   std::unique_ptr<prometheus::Exposer> exposer;
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildGauge()
@@ -35,6 +65,7 @@ int main(int argc, char** argv) {
       .Register(*registry)
       .Add({{"version", "0.1.0"}})
       .Set(1);
+  auto collector = std::make_shared<nodeagent::metrics::CadvisorCollector>(&stats);
   if (!metrics_address.empty()) {
     try {
       exposer = std::make_unique<prometheus::Exposer>(metrics_address);
@@ -43,14 +74,18 @@ int main(int argc, char** argv) {
       return 1;
     }
     exposer->RegisterCollectable(registry);
-    nodeagent::LogInfo("serving Prometheus /metrics on http://%s/metrics", metrics_address);
+    exposer->RegisterCollectable(collector);
+    nodeagent::LogInfo("serving Prometheus /metrics on %s (ports %s)", metrics_address,
+                       absl::StrJoin(exposer->GetListeningPorts(), ","));
   }
-  nodeagent::metrics::MetricsServiceImpl service;
-  auto host = nodeagent::ServiceHost::Start({"metrics", run_dir, listen}, {&service});
-  if (!host.ok()) {
-    nodeagent::LogError("%s", host.status().ToString());
+  nodeagent::metrics::MetricsServiceImpl service(&stats);
+  auto server = nodeagent::ServiceHost::Start({"metrics", run_dir, listen}, {&service});
+  if (!server.ok()) {
+    nodeagent::LogError("%s", server.status().ToString());
     return 1;
   }
-  (*host)->RunUntilSignalled();
+  (*server)->RunUntilSignalled();
+  // The exposer goes first: no scrape may run while the readers below are destroyed.
+  exposer.reset();
   return 0;
 }

@@ -12,7 +12,9 @@ namespace nodeagent::nodectl {
 void RegisterNodeCommands(CLI::App& app, CliContext& context, int* exit_code);
 void RegisterImageCommands(CLI::App& app, CliContext& context, int* exit_code);
 void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_code);
+void RegisterStatsCommands(CLI::App& app, CliContext& context, int* exit_code);
 void RegisterIntrospectCommands(CLI::App& app, CliContext& context, int* exit_code);
 void RegisterVolumeCommands(CLI::App& app, CliContext& context, int* exit_code);
+void RegisterNetworkCommands(CLI::App& app, CliContext& context, int* exit_code);
 
 }  // namespace nodeagent::nodectl

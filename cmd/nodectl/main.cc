@@ -26,8 +26,10 @@ int main(int argc, char** argv) {
   nodeagent::nodectl::RegisterNodeCommands(app, context, &exit_code);
   nodeagent::nodectl::RegisterImageCommands(app, context, &exit_code);
   nodeagent::nodectl::RegisterContainerCommands(app, context, &exit_code);
+  nodeagent::nodectl::RegisterStatsCommands(app, context, &exit_code);
   nodeagent::nodectl::RegisterIntrospectCommands(app, context, &exit_code);
   nodeagent::nodectl::RegisterVolumeCommands(app, context, &exit_code);
+  nodeagent::nodectl::RegisterNetworkCommands(app, context, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -293,13 +293,15 @@ TEST_F(NodeE2E, HealthAndReflectionWithBufCurl) {
                                      "http://localhost/nodeagent.v1.ImageService/ListImages"});
   EXPECT_EQ(images.exit_code, 0) << images.err;
   EXPECT_THAT(images.out, HasSubstr("busybox:latest"));
-  // And an UNIMPLEMENTED one says which later work fills it.
+  // And an error travels with its code and message (issue 4 implemented PullImage: a
+  // reference without a registry host is an invalid argument that says why).
   CommandResult pull =
       RunCommand({"buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--unix-socket",
                   RunDir() + "/image.sock", "-d", "{\"ref\":\"x\"}",
                   "http://localhost/nodeagent.v1.ImageService/PullImage"});
   EXPECT_NE(pull.exit_code, 0);
-  EXPECT_THAT(pull.err + pull.out, HasSubstr("unimplemented"));
+  EXPECT_THAT(pull.err + pull.out, HasSubstr("invalid_argument"));
+  EXPECT_THAT(pull.err + pull.out, HasSubstr("name the registry"));
 }
 
 }  // namespace
