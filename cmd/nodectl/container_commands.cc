@@ -199,15 +199,21 @@ absl::StatusOr<v1::ContainerSpec> MakeSpec(const RunOptions& options,
   return spec;
 }
 
-int CreateAndMaybeStart(CliContext& ctx, const RunOptions& options,
-                        const std::vector<std::string>& positional, bool start) {
+// Creates the container and, with `start`, starts it. Returns its id, or the exit code `run`
+// reports after printing why (125, or Docker's 127/126 for a command not found / not runnable).
+struct Launched {
+  std::string id;
+  int exit_code = 0;
+};
+Launched Launch(CliContext& ctx, const RunOptions& options,
+                const std::vector<std::string>& positional, bool start) {
   auto stub = ctx.Runtime();
   v1::CreateContainerRequest create;
   create.set_name(options.name);
   auto spec = MakeSpec(options, positional);
   if (!spec.ok()) {
     PrintError(std::string(spec.status().message()));
-    return kExitRunError;
+    return {"", kExitRunError};
   }
   *create.mutable_spec() = *std::move(spec);
   v1::CreateContainerResponse created;
@@ -215,7 +221,7 @@ int CreateAndMaybeStart(CliContext& ctx, const RunOptions& options,
   grpc::Status status = stub->CreateContainer(context.get(), create, &created);
   if (!status.ok()) {
     PrintError("create container", status, "runtime");
-    return kExitRunError;
+    return {"", kExitRunError};
   }
   if (start) {
     v1::StartContainerRequest request;
@@ -225,12 +231,19 @@ int CreateAndMaybeStart(CliContext& ctx, const RunOptions& options,
     status = stub->StartContainer(start_context.get(), request, &response);
     if (!status.ok()) {
       PrintError("start container", status, "runtime");
-      if (status.error_code() == grpc::StatusCode::NOT_FOUND) return 127;
-      if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) return 126;
-      return kExitRunError;
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND) return {"", 127};
+      if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) return {"", 126};
+      return {"", kExitRunError};
     }
   }
-  std::cout << created.container().id() << std::endl;
+  return {created.container().id(), 0};
+}
+
+int CreateAndMaybeStart(CliContext& ctx, const RunOptions& options,
+                        const std::vector<std::string>& positional, bool start) {
+  Launched launched = Launch(ctx, options, positional, start);
+  if (launched.id.empty()) return launched.exit_code;
+  std::cout << launched.id << std::endl;
   return 0;
 }
 
@@ -651,34 +664,10 @@ int Exec(CliContext& ctx, const ExecOptions& options, const std::vector<std::str
 
 int RunInteractive(CliContext& ctx, const RunOptions& options,
                    const std::vector<std::string>& positional) {
+  Launched launched = Launch(ctx, options, positional, /*start=*/true);
+  if (launched.id.empty()) return launched.exit_code;
+  const std::string& id = launched.id;
   auto stub = ctx.Runtime();
-  v1::CreateContainerRequest create;
-  create.set_name(options.name);
-  auto spec = MakeSpec(options, positional);
-  if (!spec.ok()) {
-    PrintError(std::string(spec.status().message()));
-    return kExitRunError;
-  }
-  *create.mutable_spec() = *std::move(spec);
-  v1::CreateContainerResponse created;
-  auto create_context = CliContext::Deadline(120);
-  grpc::Status status = stub->CreateContainer(create_context.get(), create, &created);
-  if (!status.ok()) {
-    PrintError("create container", status, "runtime");
-    return kExitRunError;
-  }
-  const std::string id = created.container().id();
-  v1::StartContainerRequest start;
-  start.set_id(id);
-  v1::StartContainerResponse started;
-  auto start_context = CliContext::Deadline(60);
-  status = stub->StartContainer(start_context.get(), start, &started);
-  if (!status.ok()) {
-    PrintError("start container", status, "runtime");
-    return status.error_code() == grpc::StatusCode::NOT_FOUND           ? 127
-           : status.error_code() == grpc::StatusCode::PERMISSION_DENIED ? 126
-                                                                        : kExitRunError;
-  }
   int exit_code = AttachTo(ctx, id, options.tty, options.interactive);
   if (options.remove) {
     // The runtime removes it once the exit is recorded; return only after that, as `run --rm`
@@ -692,7 +681,7 @@ int RunInteractive(CliContext& ctx, const RunOptions& options,
     remove.set_id(id);
     v1::RemoveContainerResponse removed;
     auto remove_context = CliContext::Deadline(30);
-    status = stub->RemoveContainer(remove_context.get(), remove, &removed);
+    grpc::Status status = stub->RemoveContainer(remove_context.get(), remove, &removed);
     if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
       PrintError(absl::StrCat("rm ", id), status, "runtime");
     }

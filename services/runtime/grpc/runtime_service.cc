@@ -151,17 +151,16 @@ grpc::Status RuntimeServiceImpl::ResumeContainer(grpc::ServerContext*,
                                                  v1::ResumeContainerResponse*) {
   return ToGrpcStatus(manager_->Resume(request->id()));
 }
-grpc::Status RuntimeServiceImpl::AttachContainer(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::AttachContainerResponse, v1::AttachContainerRequest>* stream) {
-  v1::AttachContainerRequest first;
-  if (!stream->Read(&first)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "attach: no request");
-  }
-  auto session = manager_->Attach(first.id());
-  if (!session.ok()) return ToGrpcStatus(session.status());
-  AttachSession* attach = session->get();
-  auto forward = [attach](const v1::AttachContainerRequest& request) {
+namespace {
+
+// Pumps a shim's attach socket to a gRPC stream (output, then the exit as the last message)
+// and the client's input, terminal size and close-stdin back, until the exit or either side
+// ends. Attach and exec carry the same fields in differently named messages.
+template <typename Request, typename Response>
+grpc::Status PumpAttachSession(grpc::ServerContext* context,
+                               grpc::ServerReaderWriter<Response, Request>* stream,
+                               AttachSession* attach, const Request& first) {
+  auto forward = [attach](const Request& request) {
     if (request.rows() > 0 && request.cols() > 0) {
       (void)attach->Resize(static_cast<uint16_t>(request.rows()),
                            static_cast<uint16_t>(request.cols()));
@@ -172,7 +171,7 @@ grpc::Status RuntimeServiceImpl::AttachContainer(
   forward(first);
   // Input runs beside the output loop; it ends when the client half-closes or the call ends.
   std::thread input([stream, &forward] {
-    v1::AttachContainerRequest request;
+    Request request;
     while (stream->Read(&request)) forward(request);
   });
   grpc::Status result = grpc::Status::OK;
@@ -183,7 +182,7 @@ grpc::Status RuntimeServiceImpl::AttachContainer(
       break;
     }
     if (!frame->has_value()) break;
-    v1::AttachContainerResponse response;
+    Response response;
     const AttachFrame& f = **frame;
     if (f.type == kAttachStdout || f.type == kAttachStderr) {
       v1::OutputChunk* out = response.mutable_output();
@@ -202,6 +201,20 @@ grpc::Status RuntimeServiceImpl::AttachContainer(
   context->TryCancel();  // Unblocks the input thread's Read.
   input.join();
   return result;
+}
+
+}  // namespace
+
+grpc::Status RuntimeServiceImpl::AttachContainer(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::AttachContainerResponse, v1::AttachContainerRequest>* stream) {
+  v1::AttachContainerRequest first;
+  if (!stream->Read(&first)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "attach: no request");
+  }
+  auto session = manager_->Attach(first.id());
+  if (!session.ok()) return ToGrpcStatus(session.status());
+  return PumpAttachSession(context, stream, session->get(), first);
 }
 
 grpc::Status RuntimeServiceImpl::ExecContainer(
@@ -247,46 +260,7 @@ grpc::Status RuntimeServiceImpl::ExecContainer(
     }
     return ToGrpcStatus(session.status());
   }
-  AttachSession* attach = session->attach.get();
-  auto forward = [attach](const v1::ExecContainerRequest& request) {
-    if (request.rows() > 0 && request.cols() > 0) {
-      (void)attach->Resize(static_cast<uint16_t>(request.rows()),
-                           static_cast<uint16_t>(request.cols()));
-    }
-    if (!request.stdin().empty()) (void)attach->Send(kAttachStdin, request.stdin());
-    if (request.close_stdin()) (void)attach->Send(kAttachCloseStdin, "");
-  };
-  forward(first);
-  std::thread input([stream, &forward] {
-    v1::ExecContainerRequest request;
-    while (stream->Read(&request)) forward(request);
-  });
-  grpc::Status result = grpc::Status::OK;
-  while (true) {
-    auto frame = attach->Receive();
-    if (!frame.ok()) {
-      result = ToGrpcStatus(frame.status());
-      break;
-    }
-    if (!frame->has_value()) break;
-    const AttachFrame& f = **frame;
-    v1::ExecContainerResponse response;
-    if (f.type == kAttachStdout || f.type == kAttachStderr) {
-      v1::OutputChunk* out = response.mutable_output();
-      out->set_stream(f.type == kAttachStdout ? v1::OutputChunk::STREAM_STDOUT
-                                              : v1::OutputChunk::STREAM_STDERR);
-      out->set_data(f.payload);
-    } else if (f.type == kAttachExit) {
-      auto exit = ParseExitRecord(f.payload);
-      if (exit.ok()) ExitToProto(*exit, "", response.mutable_exit());
-    } else {
-      continue;
-    }
-    if (!stream->Write(response) || f.type == kAttachExit) break;
-  }
-  attach->Shutdown();
-  context->TryCancel();
-  input.join();
+  grpc::Status result = PumpAttachSession(context, stream, session->attach.get(), first);
   manager_->FinishExec(*session);
   return result;
 }
