@@ -36,29 +36,6 @@ std::string HexPart(absl::string_view digest) {
   return std::string(hex);
 }
 
-// Reads a small file of an untrusted directory: below `dir`, no symlinks, bounded size.
-absl::StatusOr<std::string> ReadUntrusted(const std::string& dir, const std::string& relative) {
-  absl::StatusOr<std::string> clean = SanitizeEntryPath(relative);
-  if (!clean.ok() || clean->empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", relative, "\": not a path in the archive"));
-  }
-  if (absl::Status s = CheckNoSymlinksBeneath(dir, *clean); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", relative, "\": ", absl::IsNotFound(s) ? "missing" : "resolves through a symlink"));
-  }
-  std::string path = absl::StrCat(dir, "/", *clean);
-  NA_ASSIGN_OR_RETURN(PathInfo info, LStat(path));
-  if (!S_ISREG(info.mode)) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", relative, "\": not a regular file"));
-  }
-  if (info.size > kMaxMetadataBlobBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", relative, "\": ", info.size, " bytes, over the limit for metadata"));
-  }
-  return linux::ReadFile(path);
-}
-
 // Path of an untrusted file that will be streamed (a layer).
 absl::StatusOr<std::string> UntrustedPath(const std::string& dir, const std::string& relative) {
   absl::StatusOr<std::string> clean = SanitizeEntryPath(relative);
@@ -77,6 +54,17 @@ absl::StatusOr<std::string> UntrustedPath(const std::string& dir, const std::str
     return absl::InvalidArgumentError(absl::StrCat("\"", relative, "\": not a regular file"));
   }
   return path;
+}
+
+// Reads a small file of an untrusted directory: below `dir`, no symlinks, bounded size.
+absl::StatusOr<std::string> ReadUntrusted(const std::string& dir, const std::string& relative) {
+  NA_ASSIGN_OR_RETURN(std::string path, UntrustedPath(dir, relative));
+  NA_ASSIGN_OR_RETURN(PathInfo info, LStat(path));
+  if (info.size > kMaxMetadataBlobBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", relative, "\": ", info.size, " bytes, over the limit for metadata"));
+  }
+  return linux::ReadFile(path);
 }
 
 // Reads a metadata blob of an OCI layout and checks its digest.
