@@ -20,6 +20,8 @@ packages=(
   # image service: registry HTTP(S) (libcurl); peers and test tools (a registry, skopeo,
   # umoci, openssl for test certificates); clang's libFuzzer runtime for the parser fuzzer
   libcurl4-openssl-dev docker-registry skopeo umoci openssl curl bc clang libclang-rt-14-dev
+  # image service: ISA-L's gzip inflate for layers; htpasswd (bcrypt) for the registry-auth test
+  libisal-dev apache2-utils
   # network service: rtnetlink (libmnl), NAT rules (libnftables, nft for tests), iperf3 bench
   libmnl-dev libnftables-dev nftables iperf3
   # metrics: Prometheus (promtool and the end-to-end test's real Prometheus); curl for its bench

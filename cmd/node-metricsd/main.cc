@@ -2,7 +2,6 @@
 // cgroups at scrape time, and serves them as Prometheus /metrics (cAdvisor's names) over HTTP
 // and as the MetricsService gRPC API on its Unix socket.
 
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
@@ -18,6 +17,7 @@
 #include "services/metrics/core/stats_reader.h"
 #include "services/metrics/grpc/metrics_service.h"
 #include "services/metrics/grpc/runtime_watcher.h"
+#include "services/metrics/http/metrics_http_server.h"
 #include "services/metrics/linux/cgroup_readers.h"
 #include "services/metrics/linux/host_reader.h"
 
@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   std::string listen;
   std::string metrics_address = "127.0.0.1:9323";
   std::string runtime_socket;
+  int gzip_level = 1;
   app.add_option("--run-dir", run_dir, "Directory of the services' sockets")->capture_default_str();
   app.add_option("--listen", listen, "Also listen on this TCP address (e.g. 127.0.0.1:7703)");
   app.add_option("--metrics-address", metrics_address,
@@ -35,6 +36,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--runtime-socket", runtime_socket,
                  "Socket of the runtime service (default: <run-dir>/runtime.sock)");
+  app.add_option("--metrics-gzip-level", gzip_level,
+                 "ISA-L igzip level (0..3) of /metrics when the scraper accepts gzip; -1: never")
+      ->check(CLI::Range(-1, 3))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   nodeagent::SetLogPrefix("node-metricsd");
   if (runtime_socket.empty()) runtime_socket = nodeagent::ServiceSocketPath(run_dir, "runtime");
@@ -57,7 +62,7 @@ int main(int argc, char** argv) {
   nodeagent::metrics::RuntimeWatcher watcher(nodeagent::DialUnixSocket(runtime_socket),
                                              &containers);
 
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<nodeagent::metrics::MetricsHttpServer> exporter;
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildGauge()
       .Name("nodeagent_build_info")
@@ -67,16 +72,16 @@ int main(int argc, char** argv) {
       .Set(1);
   auto collector = std::make_shared<nodeagent::metrics::CadvisorCollector>(&stats);
   if (!metrics_address.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
-    } catch (const std::exception& e) {
-      nodeagent::LogError("cannot serve /metrics on %s: %s", metrics_address, e.what());
+    auto started = nodeagent::metrics::MetricsHttpServer::Start(
+        {.address = metrics_address, .threads = 2, .gzip_level = gzip_level},
+        {registry, collector});
+    if (!started.ok()) {
+      nodeagent::LogError("%s", started.status().ToString());
       return 1;
     }
-    exposer->RegisterCollectable(registry);
-    exposer->RegisterCollectable(collector);
+    exporter = *std::move(started);
     nodeagent::LogInfo("serving Prometheus /metrics on %s (ports %s)", metrics_address,
-                       absl::StrJoin(exposer->GetListeningPorts(), ","));
+                       absl::StrJoin(exporter->ports(), ","));
   }
   nodeagent::metrics::MetricsServiceImpl service(&stats);
   auto server = nodeagent::ServiceHost::Start({"metrics", run_dir, listen}, {&service});
@@ -85,7 +90,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*server)->RunUntilSignalled();
-  // The exposer goes first: no scrape may run while the readers below are destroyed.
-  exposer.reset();
+  // The exporter goes first: no scrape may run while the readers below are destroyed.
+  exporter.reset();
   return 0;
 }

@@ -30,6 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -154,6 +155,11 @@ class MetricsE2E : public ::testing::Test {
     CommandResult ids = Nodectl({"ps", "-a", "-q"});
     for (absl::string_view id : absl::StrSplit(ids.out, '\n', absl::SkipEmpty())) {
       Nodectl({"rm", "-f", std::string(id)});
+    }
+    // Networks (the default bridge, made by the first `run`) outlive the services.
+    CommandResult nets = Nodectl({"network", "ls", "-q"});
+    for (absl::string_view net : absl::StrSplit(nets.out, '\n', absl::SkipEmpty())) {
+      Nodectl({"network", "rm", std::string(net)});
     }
     CommandResult down = Nodectl({"down"});
     EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
@@ -377,6 +383,191 @@ TEST_F(MetricsE2E, PromtoolFindsNoProblemsBeyondCadvisorsLegacyNames) {
   }
   EXPECT_THAT(problems, Not(HasSubstr("error while linting")));
   EXPECT_THAT(problems, Not(HasSubstr("parse")));
+}
+
+// The host PID of a running container's first process (`nodectl inspect`).
+pid_t ContainerPid(const std::string& inspect_json) {
+  std::smatch m;
+  if (!std::regex_search(inspect_json, m, std::regex("\"pid\":\\s*([0-9]+)"))) return 0;
+  return std::stoi(m[1]);
+}
+
+// A veth pair between the network namespaces of two running processes, as eth1 in each, with
+// 10.254.N.1/30 on the first and .2 on the second: a private link no host route reaches. The
+// pair goes when either namespace goes; the destructor also removes it should the test fail
+// before it was moved out of the host's namespace.
+class VethLink {
+ public:
+  VethLink(pid_t a, pid_t b)
+      : tmp_a_(absl::StrCat("nmA", getpid())), tmp_b_(absl::StrCat("nmB", getpid())) {
+    std::string net = absl::StrCat("10.254.", getpid() % 250, ".");
+    address_a_ = net + "1";
+    address_b_ = net + "2";
+    ok_ = Run({"ip", "link", "add", tmp_a_, "type", "veth", "peer", "name", tmp_b_}) &&
+          Run({"ip", "link", "set", tmp_a_, "netns", absl::StrCat(a)}) &&
+          Run({"ip", "link", "set", tmp_b_, "netns", absl::StrCat(b)}) &&
+          Configure(a, tmp_a_, address_a_) && Configure(b, tmp_b_, address_b_);
+  }
+  ~VethLink() { RunCommand({"ip", "link", "del", tmp_a_}); }
+
+  bool ok() const { return ok_; }
+  const std::string& address_a() const { return address_a_; }
+  const std::string& address_b() const { return address_b_; }
+  std::string error() const { return error_; }
+
+ private:
+  bool Run(const std::vector<std::string>& argv) {
+    CommandResult r = RunCommand(argv);
+    if (r.exit_code != 0) absl::StrAppend(&error_, absl::StrJoin(argv, " "), ": ", r.err, "\n");
+    return r.exit_code == 0;
+  }
+  bool Configure(pid_t pid, const std::string& tmp_name, const std::string& address) {
+    std::vector<std::string> in_ns = {"nsenter", "-t", absl::StrCat(pid), "-n", "ip"};
+    auto ip = [&](std::vector<std::string> args) {
+      std::vector<std::string> argv = in_ns;
+      argv.insert(argv.end(), args.begin(), args.end());
+      return Run(argv);
+    };
+    return ip({"link", "set", tmp_name, "name", "eth1"}) &&
+           ip({"addr", "add", address + "/30", "dev", "eth1"}) && ip({"link", "set", "eth1", "up"});
+  }
+
+  std::string tmp_a_, tmp_b_, address_a_, address_b_, error_;
+  bool ok_ = false;
+};
+
+TEST_F(MetricsE2E, NetworkCountersComeFromTheContainersOwnNamespace) {
+  // Two containers with namespaces of their own (loopback only), joined by a veth pair this
+  // test makes; known traffic from one to the other must show on both sides' counters, under
+  // the interface's name, and nowhere else.
+  std::string left = Name("net-left");
+  std::string right = Name("net-right");
+  RunDetached(left, {"--network", "none"}, {"sleep", "3600"});
+  RunDetached(right, {"--network", "none"}, {"sleep", "3600"});
+  pid_t left_pid = ContainerPid(Nodectl({"inspect", left}).out);
+  pid_t right_pid = ContainerPid(Nodectl({"inspect", right}).out);
+  ASSERT_GT(left_pid, 0);
+  ASSERT_GT(right_pid, 0);
+  VethLink link(left_pid, right_pid);
+  ASSERT_TRUE(link.ok()) << link.error();
+  // 20 pings of 1000 bytes from the left container to the right one: each way 20 frames of
+  // 1042 bytes (ICMP 8 + IP 20 + Ethernet 14 bytes of headers).
+  CommandResult ping =
+      RunCommand({"nsenter", "-t", absl::StrCat(left_pid), "-n", "busybox", "ping", "-c", "20",
+                  "-i", "0.05", "-s", "1000", "-W", "2", link.address_b()});
+  ASSERT_EQ(ping.exit_code, 0) << ping.out << ping.err;
+  constexpr double kBytes = 20 * 1000;
+  const std::string eth1 = "interface=\"eth1\"";
+  std::string text;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        text = Scrape();
+        return SampleValue(text, "container_network_receive_bytes_total", {NameLabel(right), eth1})
+                   .value_or(0) >= kBytes;
+      },
+      std::chrono::seconds(5)))
+      << text;
+  for (const std::string& name : {left, right}) {
+    for (const char* metric :
+         {"container_network_receive_bytes_total", "container_network_transmit_bytes_total"}) {
+      EXPECT_GE(SampleValue(text, metric, {NameLabel(name), eth1}).value_or(0), kBytes)
+          << metric << " " << name;
+    }
+    for (const char* metric :
+         {"container_network_receive_packets_total", "container_network_transmit_packets_total"}) {
+      EXPECT_GE(SampleValue(text, metric, {NameLabel(name), eth1}).value_or(0), 20) << metric;
+    }
+    EXPECT_EQ(SampleValue(text, "container_network_receive_errors_total", {NameLabel(name), eth1}),
+              0.0);
+    EXPECT_TRUE(SampleValue(text, "container_network_transmit_packets_dropped_total",
+                            {NameLabel(name), eth1})
+                    .has_value());
+    // Loopback is left out, as cAdvisor leaves it out.
+    EXPECT_FALSE(SampleValue(text, "container_network_receive_bytes_total",
+                             {NameLabel(name), "interface=\"lo\""})
+                     .has_value());
+  }
+  // The gRPC stats (and nodectl stats' NET I/O column) add up the same interfaces.
+  CommandResult stats = Nodectl({"--format", "json", "stats", "--no-stream", right});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(stats.out, m, std::regex("\"network_rx_bytes\":\"?([0-9]+)")))
+      << stats.out;
+  EXPECT_GE(std::stod(m[1]), kBytes) << stats.out;
+  CommandResult table = Nodectl({"stats", "--no-stream", right});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  // The NET I/O column: "21.4kB / 21.4kB" (columns are two or more spaces apart).
+  std::vector<std::string> lines = absl::StrSplit(table.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << table.out;
+  std::regex columns("\\s{2,}");
+  std::vector<std::string> header(
+      std::sregex_token_iterator(lines[0].begin(), lines[0].end(), columns, -1), {});
+  std::vector<std::string> row(
+      std::sregex_token_iterator(lines[1].begin(), lines[1].end(), columns, -1), {});
+  auto column = std::find(header.begin(), header.end(), "NET I/O");
+  ASSERT_NE(column, header.end()) << table.out;
+  ASSERT_EQ(row.size(), header.size()) << table.out;
+  EXPECT_TRUE(
+      std::regex_match(row[column - header.begin()],
+                       std::regex("(2[0-9]|[3-9][0-9])\\.[0-9]kB / (2[0-9]|[3-9][0-9])\\.[0-9]kB")))
+      << table.out;
+}
+
+TEST_F(MetricsE2E, BridgeNetworkCountersShowTheContainersTraffic) {
+  // A container on the default bridge network pings its gateway (the node's bridge) with 20
+  // packets of 1000 bytes: its eth0 must count at least that much each way.
+  std::string name = Name("bridged");
+  RunDetached(name, {"--network", "bridge"},
+              {"sh", "-c",
+               "ping -c 20 -i 0.05 -s 1000 -W 2 $(ip route | awk '/^default/ {print $3}') "
+               "> /dev/null; sleep 3600"});
+  constexpr double kBytes = 20 * 1000;
+  const std::string eth0 = "interface=\"eth0\"";
+  std::string text;
+  bool counted = WaitFor(
+      [&] {
+        text = Scrape();
+        return SampleValue(text, "container_network_transmit_bytes_total", {NameLabel(name), eth0})
+                       .value_or(0) >= kBytes &&
+               SampleValue(text, "container_network_receive_bytes_total", {NameLabel(name), eth0})
+                       .value_or(0) >= kBytes;
+      },
+      std::chrono::seconds(15));
+  EXPECT_TRUE(counted) << Nodectl({"logs", name}).out << "\n" << text;
+  EXPECT_GE(SampleValue(text, "container_network_transmit_packets_total", {NameLabel(name), eth0})
+                .value_or(0),
+            20);
+  EXPECT_GE(SampleValue(text, "container_network_receive_packets_total", {NameLabel(name), eth0})
+                .value_or(0),
+            20);
+  // The host's end of the pair (veth*) is not the container's and is never reported.
+  EXPECT_THAT(text, Not(HasSubstr("interface=\"veth")));
+}
+
+TEST_F(MetricsE2E, HostNetworkContainersReportNoNetworkOfTheirOwn) {
+  // A --network host container sees the host's interfaces in /proc/<pid>/net/dev; they are not
+  // its own, and cAdvisor reports no network for such a container. The node's totals (id="/")
+  // still carry them.
+  std::string name = Name("hostnet");
+  RunDetached(name, {"--network", "host"}, {"sleep", "3600"});
+  std::string text;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        text = Scrape();
+        return SampleValue(text, "container_last_seen", {NameLabel(name)}).has_value();
+      },
+      std::chrono::seconds(5)))
+      << text;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, "container_network_")) {
+      EXPECT_THAT(std::string(line), Not(HasSubstr(NameLabel(name))));
+    }
+  }
+  EXPECT_TRUE(SampleValue(text, "container_network_receive_bytes_total", {"id=\"/\""}).has_value())
+      << text;
+  CommandResult stats = Nodectl({"--format", "json", "stats", "--no-stream", name});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_THAT(stats.out, HasSubstr("\"network_rx_bytes\":\"0\"")) << stats.out;
 }
 
 // Debian's Prometheus, on loopback with deploy/prometheus.yml pointed at this node's exporter.

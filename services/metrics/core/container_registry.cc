@@ -15,6 +15,38 @@ std::vector<std::pair<std::string, std::string>> ContainerLabels(const Container
   return labels;
 }
 
+void AppendEscapedLabelValue(absl::string_view value, std::string* out) {
+  for (char c : value) {
+    switch (c) {
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      default:
+        out->push_back(c);
+    }
+  }
+}
+
+LabelSet::LabelSet(std::vector<std::pair<std::string, std::string>> label_pairs)
+    : pairs(std::move(label_pairs)) {
+  for (const auto& [name, value] : pairs) {
+    if (!text.empty()) text.push_back(',');
+    absl::StrAppend(&text, name, "=\"");
+    AppendEscapedLabelValue(value, &text);
+    text.push_back('"');
+  }
+}
+
+bool SharesNetworkNamespace(const ContainerInfo& info) {
+  return info.network_mode == "host" || absl::StartsWith(info.network_mode, "container:");
+}
+
 void ContainerRegistry::Apply(absl::string_view type, ContainerInfo info) {
   if (type == "remove") {
     absl::MutexLock lock(&mu_);
@@ -32,10 +64,13 @@ void ContainerRegistry::Apply(absl::string_view type, ContainerInfo info) {
       tracked->labels = it->second->labels;
     }
   }
-  if (tracked->labels.empty()) tracked->labels = ContainerLabels(info);
+  if (tracked->labels.pairs.empty()) tracked->labels = LabelSet(ContainerLabels(info));
   if (!info.cgroup_path.empty()) tracked->cgroup = reader_->Open(info.cgroup_path);
-  if (host_ != nullptr && info.running && info.pid > 0)
+  // A container in the host's (or another container's) network namespace has no network of its
+  // own to report: its /proc/<pid>/net/dev would show the host's interfaces.
+  if (host_ != nullptr && info.running && info.pid > 0 && !SharesNetworkNamespace(info)) {
     tracked->network = host_->OpenNetwork(info.pid);
+  }
   tracked->info = std::move(info);
   std::string id = tracked->info.id;
   absl::MutexLock lock(&mu_);

@@ -19,6 +19,16 @@
 
 namespace nodeagent::metrics {
 
+// A series' label set, kept both as pairs (prometheus-cpp's MetricFamily) and rendered once in
+// the text exposition format (`id="/nodeagent/..",image="busybox",name="web"`, values escaped),
+// which /metrics copies as is into every series of the container.
+struct LabelSet {
+  LabelSet() = default;
+  explicit LabelSet(std::vector<std::pair<std::string, std::string>> label_pairs);
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::string text;
+};
+
 // One container with what is cached for it.
 struct TrackedContainer {
   ContainerInfo info;
@@ -27,7 +37,7 @@ struct TrackedContainer {
   std::unique_ptr<NetworkHandle> network;
   // Prometheus labels in cAdvisor's form: id (the cgroup path), image, name, then
   // container_label_<key> for each container label.
-  std::vector<std::pair<std::string, std::string>> labels;
+  LabelSet labels;
 };
 
 using TrackedPtr = std::shared_ptr<const TrackedContainer>;
@@ -60,5 +70,12 @@ class ContainerRegistry {
 
 // cAdvisor's label set for a container (exposed for tests).
 std::vector<std::pair<std::string, std::string>> ContainerLabels(const ContainerInfo& info);
+
+// Appends `value` escaped as a label value of the text format (\\, \" and \n).
+void AppendEscapedLabelValue(absl::string_view value, std::string* out);
+
+// Whether the container shares another network namespace (--network host or container:NAME):
+// its interfaces are not its own, and cAdvisor reports no network for it.
+bool SharesNetworkNamespace(const ContainerInfo& info);
 
 }  // namespace nodeagent::metrics

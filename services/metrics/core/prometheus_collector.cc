@@ -1,8 +1,11 @@
 #include "services/metrics/core/prometheus_collector.h"
 
+#include <charconv>
+#include <cmath>
 #include <initializer_list>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "services/common/log.h"
 
 namespace nodeagent::metrics {
@@ -11,7 +14,7 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-using Labels = std::vector<std::pair<std::string, std::string>>;
+using Extra = std::initializer_list<std::pair<const char*, absl::string_view>>;
 
 // Families in the order they are served. Names, types and help as cAdvisor has them.
 enum Family : int {
@@ -127,9 +130,10 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"machine_memory_bytes", "Amount of memory installed on the machine.", MetricType::Gauge},
 };
 
-class Emitter {
+// Collects series into prometheus-cpp MetricFamily objects (the Collectable interface).
+class FamilyEmitter {
  public:
-  Emitter() {
+  FamilyEmitter() {
     families_.resize(kFamilyCount);
     for (int i = 0; i < kFamilyCount; ++i) {
       families_[i].name = kFamilies[i].name;
@@ -138,23 +142,19 @@ class Emitter {
     }
   }
 
-  void Add(Family family, const Labels& labels, double value,
-           std::initializer_list<std::pair<const char*, std::string>> extra = {}) {
+  void Add(Family family, const LabelSet& labels, double value, Extra extra = {}) {
     ClientMetric m;
-    m.label.reserve(labels.size() + extra.size());
-    for (const auto& [name, label_value] : labels) m.label.push_back({name, label_value});
-    for (const auto& [name, label_value] : extra) m.label.push_back({name, label_value});
+    m.label.reserve(labels.pairs.size() + extra.size());
+    for (const auto& [name, label_value] : labels.pairs) m.label.push_back({name, label_value});
+    for (const auto& [name, label_value] : extra) {
+      m.label.push_back({name, std::string(label_value)});
+    }
     if (kFamilies[family].type == MetricType::Counter) {
       m.counter.value = value;
     } else {
       m.gauge.value = value;
     }
     families_[family].metric.push_back(std::move(m));
-  }
-
-  void AddIf(Family family, const Labels& labels, const std::optional<uint64_t>& value,
-             double scale = 1.0) {
-    if (value.has_value()) Add(family, labels, static_cast<double>(*value) * scale);
   }
 
   // Families with no series are left out (promtool and Prometheus accept them, but they only
@@ -171,26 +171,97 @@ class Emitter {
   std::vector<MetricFamily> families_;
 };
 
+// Each family's "# HELP" and "# TYPE" lines, rendered once for the process.
+const std::vector<std::string>& FamilyHeaders() {
+  static const std::vector<std::string>* headers = [] {
+    auto* out = new std::vector<std::string>(kFamilyCount);
+    for (int i = 0; i < kFamilyCount; ++i) {
+      const FamilySpec& f = kFamilies[i];
+      // The help texts hold no backslash or newline: nothing to escape.
+      (*out)[i] = absl::StrCat("# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name, " ",
+                               f.type == MetricType::Counter ? "counter" : "gauge", "\n");
+    }
+    return out;
+  }();
+  return *headers;
+}
+
+// Writes series straight in the text exposition format: one buffer per family (a family's
+// series must be contiguous, and they are emitted container by container), joined at the end.
+class TextEmitter {
+ public:
+  explicit TextEmitter(size_t containers) {
+    // Most families have one series per container; a line is about 150 bytes.
+    for (std::string& body : bodies_) body.reserve((containers + 1) * 160);
+  }
+
+  void Add(Family family, const LabelSet& labels, double value, Extra extra = {}) {
+    std::string& b = bodies_[family];
+    b.append(kFamilies[family].name);
+    if (!labels.text.empty() || extra.size() > 0) {
+      b.push_back('{');
+      b.append(labels.text);
+      bool first = labels.text.empty();
+      for (const auto& [name, label_value] : extra) {
+        if (!first) b.push_back(',');
+        first = false;
+        b.append(name);
+        b.append("=\"");
+        AppendEscapedLabelValue(label_value, &b);
+        b.push_back('"');
+      }
+      b.push_back('}');
+    }
+    b.push_back(' ');
+    AppendSampleValue(value, &b);
+    b.push_back('\n');
+  }
+
+  void AppendTo(std::string* out) const {
+    const std::vector<std::string>& headers = FamilyHeaders();
+    size_t size = out->size();
+    for (int i = 0; i < kFamilyCount; ++i) {
+      if (!bodies_[i].empty()) size += headers[i].size() + bodies_[i].size();
+    }
+    out->reserve(size);
+    for (int i = 0; i < kFamilyCount; ++i) {
+      if (bodies_[i].empty()) continue;
+      out->append(headers[i]);
+      out->append(bodies_[i]);
+    }
+  }
+
+ private:
+  std::string bodies_[kFamilyCount];
+};
+
+template <typename Emitter>
+void AddIf(Emitter& e, Family family, const LabelSet& labels, const std::optional<uint64_t>& value,
+           double scale = 1.0) {
+  if (value.has_value()) e.Add(family, labels, static_cast<double>(*value) * scale);
+}
+
 constexpr double kNanos = 1e-9;
 
-void EmitCgroup(Emitter& e, const Labels& labels, const CgroupSample& s,
+template <typename Emitter>
+void EmitCgroup(Emitter& e, const LabelSet& labels, const CgroupSample& s,
                 const std::vector<InterfaceStats>& network, const HostReader& host) {
   if (s.cpu_usage_nanos.has_value()) {
     e.Add(kCpuUsage, labels, static_cast<double>(*s.cpu_usage_nanos) * kNanos, {{"cpu", "total"}});
   }
-  e.AddIf(kCpuUser, labels, s.cpu_user_nanos, kNanos);
-  e.AddIf(kCpuSystem, labels, s.cpu_system_nanos, kNanos);
-  e.AddIf(kCfsPeriods, labels, s.cpu_periods);
-  e.AddIf(kCfsThrottledPeriods, labels, s.cpu_throttled_periods);
-  e.AddIf(kCfsThrottledSeconds, labels, s.cpu_throttled_nanos, kNanos);
-  e.AddIf(kMemoryUsage, labels, s.memory_usage_bytes);
-  e.AddIf(kMemoryMaxUsage, labels, s.memory_max_usage_bytes);
-  e.AddIf(kMemoryWorkingSet, labels, s.memory_working_set_bytes);
-  e.AddIf(kMemoryRss, labels, s.memory_rss_bytes);
-  e.AddIf(kMemoryCache, labels, s.memory_cache_bytes);
-  e.AddIf(kMemorySwap, labels, s.memory_swap_bytes);
-  e.AddIf(kMemoryMappedFile, labels, s.memory_mapped_file_bytes);
-  e.AddIf(kMemoryFailcnt, labels, s.memory_failcnt);
+  AddIf(e, kCpuUser, labels, s.cpu_user_nanos, kNanos);
+  AddIf(e, kCpuSystem, labels, s.cpu_system_nanos, kNanos);
+  AddIf(e, kCfsPeriods, labels, s.cpu_periods);
+  AddIf(e, kCfsThrottledPeriods, labels, s.cpu_throttled_periods);
+  AddIf(e, kCfsThrottledSeconds, labels, s.cpu_throttled_nanos, kNanos);
+  AddIf(e, kMemoryUsage, labels, s.memory_usage_bytes);
+  AddIf(e, kMemoryMaxUsage, labels, s.memory_max_usage_bytes);
+  AddIf(e, kMemoryWorkingSet, labels, s.memory_working_set_bytes);
+  AddIf(e, kMemoryRss, labels, s.memory_rss_bytes);
+  AddIf(e, kMemoryCache, labels, s.memory_cache_bytes);
+  AddIf(e, kMemorySwap, labels, s.memory_swap_bytes);
+  AddIf(e, kMemoryMappedFile, labels, s.memory_mapped_file_bytes);
+  AddIf(e, kMemoryFailcnt, labels, s.memory_failcnt);
   if (s.memory_pgfault.has_value()) {
     for (const char* scope : {"container", "hierarchy"}) {
       e.Add(kMemoryFailures, labels, static_cast<double>(*s.memory_pgfault),
@@ -203,8 +274,8 @@ void EmitCgroup(Emitter& e, const Labels& labels, const CgroupSample& s,
             {{"failure_type", "pgmajfault"}, {"scope", scope}});
     }
   }
-  e.AddIf(kOomEvents, labels, s.oom_kills);
-  e.AddIf(kThreads, labels, s.pids_current);
+  AddIf(e, kOomEvents, labels, s.oom_kills);
+  AddIf(e, kThreads, labels, s.pids_current);
   for (const InterfaceStats& i : network) {
     auto add = [&](Family f, uint64_t v) {
       e.Add(f, labels, static_cast<double>(v), {{"interface", i.name}});
@@ -231,25 +302,23 @@ void EmitCgroup(Emitter& e, const Labels& labels, const CgroupSample& s,
   }
 }
 
-}  // namespace
-
-std::vector<MetricFamily> BuildFamilies(const std::vector<LabeledSample>& samples,
-                                        const NodeSample* node, const HostReader& host,
-                                        int64_t now_nanos, int scrape_errors) {
-  Emitter e;
+template <typename Emitter>
+void EmitAll(Emitter& e, const std::vector<LabeledSample>& samples, const NodeSample* node,
+             const HostReader& host, int64_t now_nanos, int scrape_errors) {
+  static const LabelSet* const kRoot =
+      new LabelSet(std::vector<std::pair<std::string, std::string>>{{"id", "/"}});
+  static const LabelSet* const kNone = new LabelSet();
   const double now_seconds = static_cast<double>(now_nanos) * kNanos;
   if (node != nullptr) {
-    static const Labels kRoot = {{"id", "/"}};
-    EmitCgroup(e, kRoot, node->totals, node->network, host);
-    e.Add(kLastSeen, kRoot, now_seconds);
-    e.Add(kMachineCores, {}, node->machine_cpus);
-    e.Add(kMachineMemory, {}, static_cast<double>(node->machine_memory_bytes));
+    EmitCgroup(e, *kRoot, node->totals, node->network, host);
+    e.Add(kLastSeen, *kRoot, now_seconds);
+    e.Add(kMachineCores, *kNone, node->machine_cpus);
+    e.Add(kMachineMemory, *kNone, static_cast<double>(node->machine_memory_bytes));
   }
   for (const LabeledSample& ls : samples) {
-    const Labels& labels = *ls.labels;
-    const ContainerSample& s = ls.sample;
-    const ContainerInfo& info = s.info;
-    EmitCgroup(e, labels, s.cgroup, s.network, host);
+    const LabelSet& labels = *ls.labels;
+    const ContainerInfo& info = *ls.info;
+    EmitCgroup(e, labels, ls.usage.cgroup, ls.usage.network, host);
     // Limits are static: they come from the container's spec (0 means unlimited, as cAdvisor
     // reports an unlimited memory limit).
     e.Add(kSpecMemoryLimit, labels, static_cast<double>(info.memory_limit_bytes));
@@ -264,32 +333,89 @@ std::vector<MetricFamily> BuildFamilies(const std::vector<LabeledSample>& sample
     }
     e.Add(kLastSeen, labels, now_seconds);
   }
-  e.Add(kScrapeError, {}, scrape_errors > 0 ? 1 : 0);
+  e.Add(kScrapeError, *kNone, scrape_errors > 0 ? 1 : 0);
+}
+
+// Reads every running container and the node now. `containers` keeps the label sets and
+// descriptions the samples point to alive.
+struct Scrape {
+  std::vector<TrackedPtr> containers;
+  std::vector<LabeledSample> samples;
+  absl::StatusOr<NodeSample> node;
+  int errors = 0;
+  int64_t now_nanos = 0;
+};
+
+Scrape ReadEverything(const StatsReader& stats) {
+  Scrape s;
+  s.containers = stats.registry().Running();
+  s.samples.reserve(s.containers.size());
+  for (const TrackedPtr& c : s.containers) {
+    LabeledSample ls{&c->labels, &c->info, {}};
+    absl::Status read = stats.ReadUsage(*c, &ls.usage);
+    if (read.ok()) {
+      s.samples.push_back(std::move(ls));
+    } else if (!absl::IsNotFound(read)) {
+      ++s.errors;
+      LogWarning("scrape: %s", read.ToString());
+    }
+  }
+  s.node = stats.ReadNode();
+  if (!s.node.ok()) {
+    ++s.errors;
+    LogWarning("scrape: node: %s", s.node.status().ToString());
+  }
+  s.now_nanos = stats.host().NowUnixNanos();
+  return s;
+}
+
+}  // namespace
+
+void AppendSampleValue(double value, std::string* out) {
+  if (std::isnan(value)) {
+    out->append("NaN");
+    return;
+  }
+  if (std::isinf(value)) {
+    out->append(value > 0 ? "+Inf" : "-Inf");
+    return;
+  }
+  char buf[32];
+  std::to_chars_result r;
+  if (value == std::trunc(value) && std::fabs(value) < 9007199254740992.0) {
+    r = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(value));
+  } else {
+    r = std::to_chars(buf, buf + sizeof(buf), value);
+  }
+  out->append(buf, r.ptr);
+}
+
+std::vector<MetricFamily> BuildFamilies(const std::vector<LabeledSample>& samples,
+                                        const NodeSample* node, const HostReader& host,
+                                        int64_t now_nanos, int scrape_errors) {
+  FamilyEmitter e;
+  EmitAll(e, samples, node, host, now_nanos, scrape_errors);
   return e.Take();
 }
 
+void AppendFamiliesText(const std::vector<LabeledSample>& samples, const NodeSample* node,
+                        const HostReader& host, int64_t now_nanos, int scrape_errors,
+                        std::string* out) {
+  TextEmitter e(samples.size());
+  EmitAll(e, samples, node, host, now_nanos, scrape_errors);
+  e.AppendTo(out);
+}
+
 std::vector<MetricFamily> CadvisorCollector::Collect() const {
-  std::vector<TrackedPtr> containers = stats_->registry().Running();
-  int errors = 0;
-  std::vector<LabeledSample> samples;
-  samples.reserve(containers.size());
-  for (const TrackedPtr& c : containers) {
-    absl::StatusOr<ContainerSample> sample = stats_->Read(*c);
-    if (sample.ok()) {
-      samples.push_back({&c->labels, *std::move(sample)});
-    } else if (!absl::IsNotFound(sample.status())) {
-      ++errors;
-      LogWarning("scrape: %s", sample.status().ToString());
-    }
-  }
-  absl::StatusOr<NodeSample> node = stats_->ReadNode();
-  if (!node.ok()) {
-    ++errors;
-    LogWarning("scrape: node: %s", node.status().ToString());
-  }
-  // `containers` keeps the label sets alive until the families are built.
-  return BuildFamilies(samples, node.ok() ? &*node : nullptr, stats_->host(),
-                       stats_->host().NowUnixNanos(), errors);
+  Scrape s = ReadEverything(*stats_);
+  return BuildFamilies(s.samples, s.node.ok() ? &*s.node : nullptr, stats_->host(), s.now_nanos,
+                       s.errors);
+}
+
+void CadvisorCollector::AppendText(std::string* out) const {
+  Scrape s = ReadEverything(*stats_);
+  AppendFamiliesText(s.samples, s.node.ok() ? &*s.node : nullptr, stats_->host(), s.now_nanos,
+                     s.errors, out);
 }
 
 }  // namespace nodeagent::metrics

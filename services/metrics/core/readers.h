@@ -48,7 +48,8 @@ class HostReader {
   virtual ~HostReader() = default;
   // Interfaces of the network namespace `pid` is in (/proc/<pid>/net/dev).
   virtual absl::StatusOr<std::vector<InterfaceStats>> ReadNetwork(pid_t pid) const = 0;
-  // The same, with the file kept open for repeated reads.
+  // The same, with the file kept open for repeated reads. Null when `pid` is in the node's own
+  // network namespace: those interfaces are the host's, not a container's.
   virtual std::unique_ptr<NetworkHandle> OpenNetwork(pid_t pid) const = 0;
   // Node-wide totals (/proc/stat, /proc/meminfo, /proc/loadavg, /proc/diskstats, the host's
   // network namespace).

@@ -23,10 +23,14 @@ class StatsReader {
 
   // One container now. NOT_FOUND when its cgroup is gone.
   absl::StatusOr<ContainerSample> Read(const TrackedContainer& container) const;
+  // The same without copying the container's static description: fills `sample`'s cgroup,
+  // network and timestamp and leaves its `info` alone.
+  absl::Status ReadUsage(const TrackedContainer& container, ContainerSample* sample) const;
   // Each of `containers` that still exists; `errors` (if given) counts other failures.
   std::vector<ContainerSample> ReadAll(const std::vector<TrackedPtr>& containers,
                                        int* errors = nullptr) const;
-  absl::StatusOr<NodeSample> ReadNode() const { return host_->ReadNode(); }
+  // The node now; its interfaces without the ignored ones (as cAdvisor's root container).
+  absl::StatusOr<NodeSample> ReadNode() const;
 
   const ContainerRegistry& registry() const { return *registry_; }
   const HostReader& host() const { return *host_; }

@@ -30,6 +30,8 @@ struct ContainerInfo {
   int64_t cpu_quota_us = 0;
   int64_t cpu_period_us = 0;
   int64_t pids_limit = 0;
+  // --network of the spec: "none", "host", "bridge", a network's name or "container:NAME".
+  std::string network_mode;
 };
 
 // Bytes read and written on one block device.

@@ -24,6 +24,7 @@ ContainerInfo ContainerInfoFromProto(const v1::Container& c) {
   info.cpu_quota_us = c.spec().resources().cpu_quota_us();
   info.cpu_period_us = c.spec().resources().cpu_period_us();
   info.pids_limit = c.spec().resources().pids_limit();
+  info.network_mode = c.spec().network().mode();
   return info;
 }
 

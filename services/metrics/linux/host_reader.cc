@@ -1,8 +1,10 @@
 #include "services/metrics/linux/host_reader.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -42,6 +44,7 @@ class ProcHostReader : public HostReader {
     nanos_per_tick_ = 1000000000 / static_cast<uint64_t>(ticks > 0 ? ticks : 100);
     long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
     cpus_ = cpus > 0 ? static_cast<uint32_t>(cpus) : 1;
+    node_netns_ = NetnsInode(proc_ + "/self/ns/net");
   }
 
   absl::StatusOr<std::vector<InterfaceStats>> ReadNetwork(pid_t pid) const override {
@@ -51,6 +54,12 @@ class ProcHostReader : public HostReader {
   }
 
   std::unique_ptr<NetworkHandle> OpenNetwork(pid_t pid) const override {
+    // A process in the node's own network namespace (a container run with --network host,
+    // whatever its spec says) has no interfaces of its own: report none, as cAdvisor does.
+    if (std::optional<ino_t> netns = NetnsInode(absl::StrCat(proc_, "/", pid, "/ns/net"));
+        netns.has_value() && netns == node_netns_) {
+      return nullptr;
+    }
     return std::make_unique<ProcNetworkHandle>(absl::StrCat(proc_, "/", pid, "/net/dev"));
   }
 
@@ -150,8 +159,17 @@ class ProcHostReader : public HostReader {
     return whole;
   }
 
+  // The inode of a network namespace link (/proc/<pid>/ns/net); empty when it cannot be read.
+  static std::optional<ino_t> NetnsInode(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return st.st_ino;
+  }
+
   const std::string proc_;
   const std::string sys_;
+  // The network namespace node-metricsd runs in: the node's.
+  std::optional<ino_t> node_netns_;
   uint64_t nanos_per_tick_ = 10000000;
   uint32_t cpus_ = 1;
   mutable absl::Mutex mu_;

@@ -158,5 +158,12 @@ TEST(RealHost, ReadsTheNodeAndANetworkNamespace) {
   EXPECT_TRUE(has_lo);
 }
 
+TEST(RealHost, AProcessInTheNodesNetworkNamespaceHasNoNetworkOfItsOwn) {
+  // This test runs in the node's network namespace, as a --network host container does: its
+  // /proc/<pid>/net/dev is the host's, not the container's.
+  auto host = NewHostReader();
+  EXPECT_EQ(host->OpenNetwork(getpid()), nullptr);
+}
+
 }  // namespace
 }  // namespace nodeagent::metrics

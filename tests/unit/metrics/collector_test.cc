@@ -2,6 +2,11 @@
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+
 #include "services/metrics/core/container_registry.h"
 #include "services/metrics/core/prometheus_collector.h"
 #include "tests/unit/metrics/fakes.h"
@@ -56,7 +61,15 @@ class CollectorTest : public ::testing::Test {
     host_.node.totals.memory_usage_bytes = 1ull << 30;
   }
 
+  // What /metrics serves.
   std::string Scrape() {
+    CadvisorCollector collector(&stats_);
+    std::string text;
+    collector.AppendText(&text);
+    return text;
+  }
+  // The Collectable interface through prometheus-cpp's own serializer.
+  std::string ScrapeFamilies() {
     CadvisorCollector collector(&stats_);
     prometheus::TextSerializer serializer;
     return serializer.Serialize(collector.Collect());
@@ -124,6 +137,15 @@ TEST_F(CollectorTest, NodeTotalsAreTheRootContainer) {
   EXPECT_THAT(text, HasSubstr("machine_memory_bytes 8589934592\n"));
 }
 
+TEST_F(CollectorTest, NodeNetworkLeavesOutLoopbackAndContainerLinks) {
+  host_.node.network = {{"lo", 1, 1}, {"eth0", 7, 1}, {"veth1234", 9, 1}};
+  std::string text = Scrape();
+  EXPECT_THAT(text,
+              HasSubstr(R"(container_network_receive_bytes_total{id="/",interface="eth0"} 7)"));
+  EXPECT_THAT(text, Not(HasSubstr(R"(id="/",interface="lo")")));
+  EXPECT_THAT(text, Not(HasSubstr(R"(interface="veth1234")")));
+}
+
 TEST_F(CollectorTest, UnlimitedSpecsAreZeroAndQuotaIsLeftOut) {
   ContainerInfo plain;
   plain.id = "bbb222";
@@ -155,6 +177,82 @@ TEST_F(CollectorTest, MissingFieldsLeaveTheirMetricsOut) {
   std::string text = Scrape();
   EXPECT_THAT(text, Not(HasSubstr(R"(container_cpu_usage_seconds_total{id="/nodeagent)")));
   EXPECT_THAT(text, HasSubstr(R"(container_memory_usage_bytes{id="/nodeagent/aaa111")"));
+}
+
+// Series name{labels} -> value, and the HELP/TYPE lines, of a text exposition.
+struct Parsed {
+  std::map<std::string, double> series;
+  std::vector<std::string> comments;
+  std::vector<std::string> order;  // Metric names in order of appearance, runs collapsed.
+};
+
+Parsed Parse(const std::string& text) {
+  Parsed p;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (line[0] == '#') {
+      p.comments.push_back(line);
+      continue;
+    }
+    size_t space = line.rfind(' ');
+    p.series[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    std::string name = line.substr(0, line.find_first_of("{ "));
+    if (p.order.empty() || p.order.back() != name) p.order.push_back(name);
+  }
+  return p;
+}
+
+TEST_F(CollectorTest, ServedTextIsWhatTheCollectableReturns) {
+  ContainerInfo odd;
+  odd.id = "ccc333";
+  odd.name = "odd";
+  odd.cgroup_path = "/nodeagent/ccc333";
+  odd.labels = {{"note", "a \\ \"quoted\"\nline"}};
+  odd.running = true;
+  odd.pid = 4343;
+  registry_.Apply("start", odd);
+  reader_.samples["/nodeagent/ccc333"] = Sample();
+  reader_.samples["/nodeagent/ccc333"].cpu_usage_nanos = 123456789;
+  host_.networks[4343] = {{"eth0", 1, 2, 3, 4, 5, 6, 7, 8}};
+  Parsed served = Parse(Scrape());
+  Parsed families = Parse(ScrapeFamilies());
+  for (const auto& [series, value] : served.series) {
+    auto it = families.series.find(series);
+    if (it == families.series.end()) {
+      ADD_FAILURE() << "only served: " << series;
+    } else {
+      // prometheus-cpp writes 16 significant digits; the served text reads back exactly.
+      EXPECT_DOUBLE_EQ(value, it->second) << series;
+    }
+  }
+  for (const auto& [series, value] : families.series) {
+    EXPECT_TRUE(served.series.count(series)) << "only in Collect(): " << series;
+  }
+  EXPECT_EQ(served.comments, families.comments);
+  EXPECT_EQ(served.order, families.order);
+  // Each family's series are contiguous.
+  std::set<std::string> names(served.order.begin(), served.order.end());
+  EXPECT_EQ(names.size(), served.order.size());
+  EXPECT_THAT(Scrape(), HasSubstr(R"(container_label_note="a \\ \"quoted\"\nline")"));
+}
+
+TEST(SampleValue, IntegersShortestDoublesAndSpecials) {
+  auto text = [](double v) {
+    std::string out;
+    AppendSampleValue(v, &out);
+    return out;
+  };
+  EXPECT_EQ(text(0), "0");
+  EXPECT_EQ(text(268435456), "268435456");
+  EXPECT_EQ(text(-3), "-3");
+  EXPECT_EQ(text(0.1), "0.1");
+  EXPECT_EQ(text(1700000000.25), "1700000000.25");
+  EXPECT_EQ(std::stod(text(1e300)), 1e300);
+  EXPECT_EQ(text(std::nan("")), "NaN");
+  EXPECT_EQ(text(HUGE_VAL), "+Inf");
+  EXPECT_EQ(text(-HUGE_VAL), "-Inf");
 }
 
 TEST_F(CollectorTest, ReadsNothingButTheCgroupsAtScrapeTime) {

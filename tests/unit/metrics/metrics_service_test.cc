@@ -86,6 +86,30 @@ TEST_F(MetricsServiceTest, GetStatsOfEveryRunningContainer) {
   EXPECT_EQ(response.machine_cpus(), 2u);
 }
 
+TEST_F(MetricsServiceTest, HostNetworkContainersHaveNoNetworkFigures) {
+  v1::Container hostnet;
+  hostnet.set_id("ccc333");
+  hostnet.set_name("hostnet");
+  hostnet.mutable_spec()->mutable_network()->set_mode("host");
+  hostnet.set_state(v1::CONTAINER_STATE_RUNNING);
+  hostnet.set_pid(4343);
+  hostnet.set_cgroup_path("/nodeagent/ccc333");
+  ContainerInfo info = ContainerInfoFromProto(hostnet);
+  EXPECT_EQ(info.network_mode, "host");
+  registry_.Apply("start", info);
+  reader_.samples["/nodeagent/ccc333"] = CgroupSample{};
+  // What /proc/4343/net/dev would show: the host's interfaces.
+  host_.networks[4343] = {{"eth0", 999999, 999, 0, 0, 999999, 999}};
+  grpc::ClientContext context;
+  v1::GetStatsRequest request;
+  request.add_ids("hostnet");
+  v1::GetStatsResponse response;
+  ASSERT_TRUE(stub_->GetStats(&context, request, &response).ok());
+  ASSERT_EQ(response.stats_size(), 1);
+  EXPECT_EQ(response.stats(0).network_rx_bytes(), 0u);
+  EXPECT_EQ(response.stats(0).network_tx_packets(), 0u);
+}
+
 TEST_F(MetricsServiceTest, ErrorsNameTheContainerWithTheRightCode) {
   struct Case {
     std::string ref;

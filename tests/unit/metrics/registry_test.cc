@@ -56,10 +56,37 @@ TEST(ContainerRegistry, LabelsAreCadvisorsAndComputedOnce) {
   registry.Apply("start", info);
   std::vector<TrackedPtr> running = registry.Running();
   ASSERT_EQ(running.size(), 1u);
-  EXPECT_THAT(running[0]->labels,
+  EXPECT_THAT(running[0]->labels.pairs,
               ElementsAre(Pair("id", "/nodeagent/aaa111"), Pair("image", "busybox"),
                           Pair("name", "web"), Pair("container_label_com_example_team", "blue"),
                           Pair("container_label_tier", "front")));
+  EXPECT_EQ(running[0]->labels.text,
+            R"(id="/nodeagent/aaa111",image="busybox",name="web",)"
+            R"(container_label_com_example_team="blue",container_label_tier="front")");
+}
+
+TEST(ContainerRegistry, LabelTextIsEscapedOnce) {
+  LabelSet labels(std::vector<std::pair<std::string, std::string>>{
+      {"id", "/x"}, {"container_label_note", "a \\ \"b\"\nc"}});
+  EXPECT_EQ(labels.text, R"(id="/x",container_label_note="a \\ \"b\"\nc")");
+}
+
+TEST(ContainerRegistry, SharedNetworkNamespacesHaveNoNetwork) {
+  FakeCgroupReader reader;
+  FakeHostReader host;
+  ContainerRegistry registry(&reader, &host);
+  ContainerInfo own = Info("aaa111", "own", true);
+  own.network_mode = "bridge";
+  ContainerInfo host_net = Info("bbb222", "hostnet", true);
+  host_net.network_mode = "host";
+  ContainerInfo joined = Info("ccc333", "joined", true);
+  joined.network_mode = "container:own";
+  for (const ContainerInfo& info : {own, host_net, joined}) registry.Apply("start", info);
+  std::vector<TrackedPtr> running = registry.Running();
+  ASSERT_EQ(running.size(), 3u);
+  EXPECT_NE(running[0]->network, nullptr);
+  EXPECT_EQ(running[1]->network, nullptr);
+  EXPECT_EQ(running[2]->network, nullptr);
 }
 
 TEST(ContainerRegistry, FindsByIdPrefixAndName) {
