@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   app.add_option("--ip-forward", options.enable_ip_forward,
                  "Turn on net.ipv4.ip_forward when a network exists (outbound NAT needs it)")
       ->capture_default_str();
+  app.add_option("--default-mtu", options.default_mtu,
+                 "MTU of networks created without --mtu (1500 is Docker's choice)")
+      ->check(CLI::Range(68, 65535))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   nodeagent::SetLogPrefix("node-networkd");

@@ -1,14 +1,17 @@
-// nodectl network create / ls / inspect / rm, and the plumbing the runtime uses
-// (attach / detach: what AttachContainer and DetachContainer do for a container id).
+// nodectl network create / ls / inspect / rm / connect / disconnect, and the plumbing the
+// runtime uses (attach / detach: what AttachContainer and DetachContainer do for a container id).
 
 #include <google/protobuf/util/json_util.h>
 
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cmd/nodectl/commands.h"
@@ -123,6 +126,7 @@ struct AttachOptions {
   std::string hostname;
   std::string network = "bridge";
   std::vector<std::string> publish;
+  bool connect = false;
 };
 
 int Attach(CliContext& ctx, const AttachOptions& options) {
@@ -131,6 +135,7 @@ int Attach(CliContext& ctx, const AttachOptions& options) {
   request.set_container_name(options.name);
   request.set_hostname(options.hostname);
   request.mutable_attachment()->set_mode(options.network);
+  request.set_connect(options.connect);
   for (const std::string& spec : options.publish) {
     absl::StatusOr<network::PortMapping> port = network::ParsePortSpec(spec);
     if (!port.ok()) {
@@ -170,6 +175,7 @@ int Attach(CliContext& ctx, const AttachOptions& options) {
             << "gateway: " << response.gateway() << "\n"
             << "mac_address: " << response.mac_address() << "\n"
             << "host_veth: " << response.host_veth() << "\n"
+            << "interface: " << response.interface_name() << "\n"
             << "hosts_path: " << response.hosts_path() << "\n"
             << "resolv_conf_path: " << response.resolv_conf_path() << "\n"
             << "elapsed_us: "
@@ -177,13 +183,88 @@ int Attach(CliContext& ctx, const AttachOptions& options) {
   return 0;
 }
 
-int Detach(CliContext& ctx, const std::vector<std::string>& ids) {
+// The runtime's view of a container given by name, id or id prefix; prints the error.
+std::optional<v1::Container> ResolveContainer(CliContext& ctx, const std::string& what,
+                                              const std::string& ref) {
+  auto stub = ctx.Runtime();
+  auto context = CliContext::Deadline();
+  v1::GetContainerRequest request;
+  request.set_id(ref);
+  v1::GetContainerResponse response;
+  grpc::Status status = stub->GetContainer(context.get(), request, &response);
+  if (!status.ok()) {
+    PrintError(what, status, "runtime");
+    return std::nullopt;
+  }
+  return response.container();
+}
+
+// Networks of a container that shares a namespace it does not own (host, none, another
+// container's) cannot change; said here in Docker's words before asking the network service.
+bool SharesForeignNamespace(const v1::Container& c) {
+  const std::string& mode = c.spec().network().mode();
+  return mode == "host" || mode == "none" || absl::StartsWith(mode, "container:");
+}
+
+int Connect(CliContext& ctx, const std::string& network, const std::string& ref) {
+  std::string what = absl::StrCat("network connect ", network, " ", ref);
+  std::optional<v1::Container> c = ResolveContainer(ctx, what, ref);
+  if (!c.has_value()) return kExitFailure;
+  if (SharesForeignNamespace(*c)) {
+    PrintError(absl::StrCat(what, ": container ", c->name(), " runs with --network ",
+                            c->spec().network().mode(),
+                            ": a container sharing the host's or another container's network "
+                            "namespace (or none) cannot be connected to a network"));
+    return kExitFailure;
+  }
+  if (c->state() != v1::CONTAINER_STATE_RUNNING && c->state() != v1::CONTAINER_STATE_PAUSED) {
+    PrintError(absl::StrCat(what, ": container ", c->name(), " is not running"));
+    return kExitFailure;
+  }
+  v1::AttachContainerNetworkRequest request;
+  request.set_container_id(c->id());
+  request.set_container_name(c->name());
+  request.set_hostname(c->spec().hostname());
+  request.mutable_attachment()->set_mode(network);
+  request.set_connect(true);
+  auto stub = ctx.Network();
+  auto context = CliContext::Deadline();
+  v1::AttachContainerNetworkResponse response;
+  grpc::Status status = stub->AttachContainer(context.get(), request, &response);
+  if (!status.ok()) {
+    PrintError(what, status, "network");
+    return kExitFailure;
+  }
+  if (ctx.options().format == "json") std::cout << ToJson(response);
+  return 0;
+}
+
+int Disconnect(CliContext& ctx, const std::string& network, const std::string& ref) {
+  std::string what = absl::StrCat("network disconnect ", network, " ", ref);
+  std::optional<v1::Container> c = ResolveContainer(ctx, what, ref);
+  if (!c.has_value()) return kExitFailure;
+  v1::DetachContainerNetworkRequest request;
+  request.set_container_id(c->id());
+  request.set_network(network);
+  auto stub = ctx.Network();
+  auto context = CliContext::Deadline();
+  v1::DetachContainerNetworkResponse response;
+  grpc::Status status = stub->DetachContainer(context.get(), request, &response);
+  if (!status.ok()) {
+    PrintError(what, status, "network");
+    return kExitFailure;
+  }
+  return 0;
+}
+
+int Detach(CliContext& ctx, const std::vector<std::string>& ids, const std::string& network) {
   auto stub = ctx.Network();
   int rc = 0;
   for (const std::string& id : ids) {
     auto context = CliContext::Deadline();
     v1::DetachContainerNetworkRequest request;
     request.set_container_id(id);
+    request.set_network(network);
     v1::DetachContainerNetworkResponse response;
     grpc::Status status = stub->DetachContainer(context.get(), request, &response);
     if (!status.ok()) {
@@ -208,7 +289,8 @@ void RegisterNetworkCommands(CLI::App& app, CliContext& context, int* exit_code)
   create->add_option("--gateway", create_options->gateway,
                      "Gateway address (default: the subnet's first host address)");
   create->add_option("--mtu", create_options->mtu,
-                     "MTU of the bridge and the containers' eth0 (default 1500)");
+                     "MTU of the bridge and the containers' interfaces (default: the "
+                     "service's, 65000 unless node-networkd --default-mtu says otherwise)");
   create->callback(
       [&context, exit_code, create_options] { *exit_code = Create(context, *create_options); });
 
@@ -237,14 +319,36 @@ void RegisterNetworkCommands(CLI::App& app, CliContext& context, int* exit_code)
   attach->add_option("--network", attach_options->network, "Network")->capture_default_str();
   attach->add_option("-p,--publish", attach_options->publish,
                      "Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]");
+  attach->add_flag("--connect", attach_options->connect,
+                   "Only add a network to a container that already has a namespace");
   attach->callback(
       [&context, exit_code, attach_options] { *exit_code = Attach(context, *attach_options); });
+
+  auto pair = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* connect =
+      network->add_subcommand("connect", "Connect a running container to one more network");
+  connect->add_option("network", pair->first, "Network (name or id)")->required();
+  connect->add_option("container", pair->second, "Container (name, id or id prefix)")->required();
+  connect->callback(
+      [&context, exit_code, pair] { *exit_code = Connect(context, pair->first, pair->second); });
+  CLI::App* disconnect =
+      network->add_subcommand("disconnect", "Disconnect a container from one network");
+  disconnect->add_option("network", pair->first, "Network (name or id)")->required();
+  disconnect->add_option("container", pair->second, "Container (name, id or id prefix)")
+      ->required();
+  disconnect->callback(
+      [&context, exit_code, pair] { *exit_code = Disconnect(context, pair->first, pair->second); });
 
   auto ids = std::make_shared<std::vector<std::string>>();
   CLI::App* detach =
       network->add_subcommand("detach", "Plumbing: undo `network attach` for container ids");
+  auto detach_network = std::make_shared<std::string>();
   detach->add_option("container_ids", *ids, "Container ids")->required();
-  detach->callback([&context, exit_code, ids] { *exit_code = Detach(context, *ids); });
+  detach->add_option("--network", *detach_network,
+                     "Only this network's endpoint (default: every network, and the namespace)");
+  detach->callback([&context, exit_code, ids, detach_network] {
+    *exit_code = Detach(context, *ids, *detach_network);
+  });
 }
 
 }  // namespace nodeagent::nodectl

@@ -35,6 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The service's run dir is a tmpfs, as /run is wherever it runs for real (pins, leases and the
+# containers' hosts files live there).
+mkdir -p "$TOP/run" && mount -t tmpfs -o mode=0755 tmpfs "$TOP/run" || die "cannot mount tmpfs"
+BEFORE_CLEANUP='umount -l "$TOP/run"'
 start_networkd
 nctl network create --subnet 10.213.253.0/24 benchattach >/dev/null || die "network create failed"
 ip link add "$BR" type bridge && ip addr add "$PEER_SUBNET.1/24" dev "$BR" && ip link set "$BR" up ||

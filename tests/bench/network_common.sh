@@ -41,6 +41,8 @@ stop_networkd() {
     wait "$NETWORKD_PID" 2>/dev/null
     NETWORKD_PID=
   fi
+  # A bench that mounted something below $TOP (in its private mount namespace) unmounts it here.
+  if [ -n "${BEFORE_CLEANUP:-}" ]; then eval "$BEFORE_CLEANUP"; fi
   rm -rf --one-file-system "$TOP"
 }
 

@@ -23,6 +23,26 @@
 #include "services/network/linux/nftables.h"
 
 namespace nodeagent::network {
+
+// Wall time of each step of one operation, for the log ("netns 120us, veth 640us, ...").
+class StepClock {
+ public:
+  void Mark(absl::string_view step) {
+    absl::Time now = absl::Now();
+    absl::StrAppend(&text_, text_.empty() ? "" : ", ", step, " ",
+                    absl::ToInt64Microseconds(now - last_), "us");
+    last_ = now;
+  }
+  std::string Total() const {
+    return absl::StrCat(absl::ToInt64Microseconds(absl::Now() - start_), "us (", text_, ")");
+  }
+
+ private:
+  absl::Time start_ = absl::Now();
+  absl::Time last_ = start_;
+  std::string text_;
+};
+
 namespace {
 
 using linux::Netlink;
@@ -120,14 +140,30 @@ absl::StatusOr<linux::PreparedNetns> NetworkManager::TakeSpareOrMake() {
 
 absl::StatusOr<std::unique_ptr<NetworkManager>> NetworkManager::Open(
     const ManagerOptions& options) {
-  NA_RETURN_IF_ERROR(nodeagent::linux::MakeDirs(options.root + "/containers", 0711));
+  NA_RETURN_IF_ERROR(nodeagent::linux::MakeDirs(options.root, 0711));
+  NA_RETURN_IF_ERROR(nodeagent::linux::MakeDirs(options.run_dir + "/network/containers", 0711));
   std::unique_ptr<NetworkManager> manager(new NetworkManager(options));
   absl::MutexLock lock(&manager->mu_);
-  if (nodeagent::linux::PathExists(manager->StatePath())) {
-    NA_ASSIGN_OR_RETURN(std::string text, nodeagent::linux::ReadFile(manager->StatePath()));
+  auto load = [](const std::string& path) -> absl::StatusOr<std::optional<NetworkState>> {
+    if (!nodeagent::linux::PathExists(path)) return std::nullopt;
+    NA_ASSIGN_OR_RETURN(std::string text, nodeagent::linux::ReadFile(path));
     absl::StatusOr<NetworkState> state = ParseState(text);
-    if (!state.ok()) return Annotate(state.status(), manager->StatePath());
-    manager->state_ = std::move(*state);
+    if (!state.ok()) return Annotate(state.status(), path);
+    return std::move(*state);
+  };
+  // The networks come from the state dir; containers, endpoints and where each network's
+  // allocation stands from the run dir (a state written before the split has them all).
+  NA_ASSIGN_OR_RETURN(std::optional<NetworkState> saved, load(manager->StatePath()));
+  NA_ASSIGN_OR_RETURN(std::optional<NetworkState> run, load(manager->RunStatePath()));
+  if (saved.has_value()) manager->state_ = std::move(*saved);
+  if (run.has_value()) {
+    manager->state_.containers = std::move(run->containers);
+    manager->state_.endpoints = std::move(run->endpoints);
+    for (NetworkRecord& n : manager->state_.networks) {
+      for (const NetworkRecord& r : run->networks) {
+        if (r.id == n.id) n.last_allocated = r.last_allocated;
+      }
+    }
   }
   NA_RETURN_IF_ERROR(Annotate(manager->ReconcileLocked(), "reconcile"));
   manager->spare_thread_ = std::thread([m = manager.get()] { m->SpareLoop(); });
@@ -135,7 +171,10 @@ absl::StatusOr<std::unique_ptr<NetworkManager>> NetworkManager::Open(
 }
 
 absl::Status NetworkManager::SaveLocked(bool durable) {
-  return linux::ReplaceFile(StatePath(), SerializeState(state_), durable);
+  if (durable) {
+    NA_RETURN_IF_ERROR(linux::ReplaceFile(StatePath(), SerializeState(state_, false), true));
+  }
+  return linux::ReplaceFile(RunStatePath(), SerializeState(state_), false);
 }
 
 absl::Status NetworkManager::Reconcile() {
@@ -144,18 +183,36 @@ absl::Status NetworkManager::Reconcile() {
 }
 
 absl::Status NetworkManager::ReconcileLocked() {
-  // 1. Endpoints: an attach cut short, or one whose namespace is gone (a reboot, a pin
-  //    removed by hand), is undone and its lease freed. Live ones get their links back if
-  //    something removed them.
+  // 1. Containers whose namespace is gone (a reboot, a pin removed by hand) are released with
+  //    every endpoint and lease they had. Endpoints of an attach cut short, or on a network
+  //    that is gone, are undone. Live ones get their links back if something removed them.
+  std::vector<ContainerRecord> kept_containers;
+  for (ContainerRecord& c : state_.containers) {
+    if (linux::OpenPinnedNetns(NetnsPath(c.container_id)).ok()) {
+      kept_containers.push_back(std::move(c));
+      continue;
+    }
+    LogInfo("reconcile: releasing container %s (namespace gone)", c.container_id);
+    for (const EndpointRecord* e : state_.EndpointsOfContainer(c.container_id)) {
+      if (absl::Status s = DeleteVeth(e->host_veth); !s.ok()) {
+        LogWarning("reconcile: %s", s.ToString());
+      }
+    }
+    if (absl::Status s = RemoveContainerFiles(c.container_id); !s.ok()) {
+      LogWarning("reconcile: %s", s.ToString());
+    }
+  }
+  state_.containers = std::move(kept_containers);
   std::vector<EndpointRecord> kept;
   for (EndpointRecord& e : state_.endpoints) {
-    NetworkRecord* network = state_.FindNetwork(e.network);
-    absl::StatusOr<UniqueFd> netns = linux::OpenPinnedNetns(NetnsPath(e.container_id));
-    if (!e.complete || network == nullptr || !netns.ok()) {
-      LogInfo("reconcile: dropping endpoint of container %s on %s (%s)", e.container_id, e.network,
-              !e.complete ? "attach never finished"
-                          : (network == nullptr ? "network gone" : "namespace gone"));
-      if (absl::Status s = TearDownEndpoint(e.container_id, e.host_veth); !s.ok()) {
+    bool has_container = state_.FindContainer(e.container_id) != nullptr;
+    bool has_network = state_.FindNetwork(e.network) != nullptr;
+    if (!e.complete || !has_network || !has_container) {
+      if (has_container) {
+        LogInfo("reconcile: dropping endpoint of container %s on %s (%s)", e.container_id,
+                e.network, !e.complete ? "attach never finished" : "network gone");
+      }
+      if (absl::Status s = DeleteVeth(e.host_veth); !s.ok()) {
         LogWarning("reconcile: %s", s.ToString());
       }
       continue;
@@ -174,8 +231,10 @@ absl::Status NetworkManager::ReconcileLocked() {
     NA_ASSIGN_OR_RETURN(Netlink nl, Netlink::Open());
     for (const EndpointRecord& e : state_.endpoints) {
       if (nl.GetLink(e.host_veth).ok()) continue;
-      LogInfo("reconcile: veth of container %s is missing; making it again", e.container_id);
-      if (absl::Status s = SetUpEndpoint(*state_.FindNetwork(e.network), e); !s.ok()) {
+      LogInfo("reconcile: veth of container %s on %s is missing; making it again", e.container_id,
+              e.network);
+      bool primary = state_.EndpointsOfContainer(e.container_id).front() == &e;
+      if (absl::Status s = SetUpEndpoint(*state_.FindNetwork(e.network), e, primary); !s.ok()) {
         LogWarning("reconcile: container %s: %s", e.container_id, s.ToString());
       }
     }
@@ -202,9 +261,9 @@ absl::Status NetworkManager::ReconcileLocked() {
     }
   }
 
-  // 4. Pinned namespaces and per-container files nothing owns.
+  // 4. Pinned namespaces and per-container files no container owns.
   std::set<std::string> ids;
-  for (const EndpointRecord& e : state_.endpoints) ids.insert(e.container_id);
+  for (const ContainerRecord& c : state_.containers) ids.insert(c.container_id);
   if (nodeagent::linux::PathExists(NetnsDir())) {
     NA_ASSIGN_OR_RETURN(std::vector<std::string> pins, nodeagent::linux::ListDir(NetnsDir()));
     for (const std::string& pin : pins) {
@@ -214,16 +273,18 @@ absl::Status NetworkManager::ReconcileLocked() {
     }
   }
   NA_ASSIGN_OR_RETURN(std::vector<std::string> dirs,
-                      nodeagent::linux::ListDir(options_.root + "/containers"));
+                      nodeagent::linux::ListDir(options_.run_dir + "/network/containers"));
   for (const std::string& dir : dirs) {
     if (ids.count(dir) > 0) continue;
     NA_RETURN_IF_ERROR(nodeagent::linux::RemoveTree(ContainerDir(dir)));
   }
+  // Earlier versions kept the files under the state dir; they are written anew above.
+  NA_RETURN_IF_ERROR(nodeagent::linux::RemoveTree(options_.root + "/containers"));
 
   // 5. Rules are a function of the state: replace the table wholesale.
   NA_RETURN_IF_ERROR(ApplyRulesLocked());
-  for (const NetworkRecord& n : state_.networks) {
-    if (absl::Status s = RefreshHostsLocked(n.name); !s.ok()) {
+  for (const ContainerRecord& c : state_.containers) {
+    if (absl::Status s = WriteHostsFile(c.container_id); !s.ok()) {
       LogWarning("reconcile: %s", s.ToString());
     }
   }
@@ -239,7 +300,7 @@ void NetworkManager::Shutdown() {
 }
 
 void NetworkManager::DropNetnsDirIfUnusedLocked() {
-  if (!state_.endpoints.empty()) return;
+  if (!state_.containers.empty()) return;
   netns_dir_ready_ = false;
   if (absl::Status s = linux::RemoveMountPoint(NetnsDir()); !s.ok()) {
     LogWarning("%s", s.ToString());
@@ -358,7 +419,7 @@ absl::StatusOr<NetworkRecord*> NetworkManager::CreateNetworkLocked(const std::st
   record.bridge = names_.bridge_prefix + record.id.substr(0, 6);
   record.created_unix = ::time(nullptr);
   record.last_allocated = record.gateway;
-  record.mtu = mtu;
+  record.mtu = mtu != 0 ? mtu : options_.default_mtu;
 
   NA_RETURN_IF_ERROR(EnsureBridge(record));
   state_.networks.push_back(record);
@@ -440,7 +501,10 @@ absl::Status NetworkManager::ApplyRulesLocked() {
 }
 
 absl::Status NetworkManager::SetUpEndpoint(const NetworkRecord& network,
-                                           const EndpointRecord& endpoint) {
+                                           const EndpointRecord& endpoint, bool default_route,
+                                           StepClock* clock) {
+  StepClock unused;
+  if (clock == nullptr) clock = &unused;
   std::string path = NetnsPath(endpoint.container_id);
   absl::StatusOr<UniqueFd> netns = linux::OpenPinnedNetns(path);
   std::optional<Netlink> inside;
@@ -448,72 +512,84 @@ absl::Status NetworkManager::SetUpEndpoint(const NetworkRecord& network,
     if (!netns_dir_ready_) {
       NA_RETURN_IF_ERROR(linux::EnsurePrivateMountPoint(NetnsDir()));
       netns_dir_ready_ = true;
+      clock->Mark("netns-dir");
     }
     NA_RETURN_IF_ERROR(linux::RemovePinnedNetns(path));  // A stale file from a cut-short try.
     NA_ASSIGN_OR_RETURN(linux::PreparedNetns fresh, TakeSpareOrMake());
+    clock->Mark("netns");
     NA_RETURN_IF_ERROR(linux::PinNetns(fresh.netns.get(), path));
+    clock->Mark("pin");
     netns = std::move(fresh.netns);
     inside.emplace(std::move(fresh.netlink));
   }
 
   NA_ASSIGN_OR_RETURN(Netlink host, Netlink::Open());
   NA_ASSIGN_OR_RETURN(linux::LinkInfo bridge, host.GetLink(network.bridge));
-  absl::Status stale = host.DeleteLink(endpoint.host_veth);
-  if (!stale.ok() && !absl::IsNotFound(stale)) return stale;
+  // A host end left from an earlier try goes (its peer inside with it).
+  NA_RETURN_IF_ERROR(DeleteVeth(endpoint.host_veth));
   if (!inside.has_value()) {
     NA_ASSIGN_OR_RETURN(Netlink opened, Netlink::OpenIn(netns->get()));
     inside.emplace(std::move(opened));
   }
-  // An eth0 left from an earlier try goes with its (now deleted) host end; anything else
-  // named eth0 in a namespace of our own making would be a bug.
+  clock->Mark("lookups");
   linux::VethOptions veth;
   veth.host_name = endpoint.host_veth;
-  veth.peer_name = "eth0";
+  veth.peer_name = endpoint.ifname;
   veth.peer_netns_fd = netns->get();
   veth.master_index = bridge.index;
   veth.peer_mac = endpoint.mac;
   veth.mtu = network.mtu;
   NA_RETURN_IF_ERROR(host.CreateVeth(veth));
-  NA_ASSIGN_OR_RETURN(linux::LinkInfo eth0, inside->GetLink("eth0"));
-  NA_RETURN_IF_ERROR(inside->AddAddress(eth0.index, endpoint.ip.value, network.subnet.prefix));
-  NA_RETURN_IF_ERROR(inside->SetUp(eth0.index));
-  NA_RETURN_IF_ERROR(inside->AddDefaultRoute(network.gateway.value, eth0.index));
+  clock->Mark("veth");
+  NA_ASSIGN_OR_RETURN(linux::LinkInfo peer, inside->GetLink(endpoint.ifname));
+  clock->Mark("peer");
+  NA_RETURN_IF_ERROR(inside->ConfigureInterface(peer.index, endpoint.ip.value,
+                                                network.subnet.prefix,
+                                                default_route ? network.gateway.value : 0));
+  clock->Mark("addr+up+route");
   return absl::OkStatus();
 }
 
-absl::Status NetworkManager::TearDownEndpoint(const std::string& container_id,
-                                              const std::string& host_veth) {
-  absl::Status result;
-  if (!host_veth.empty()) {
-    absl::StatusOr<Netlink> nl = Netlink::Open();
-    absl::Status s = nl.ok() ? nl->DeleteLink(host_veth) : nl.status();
-    if (!s.ok() && !absl::IsNotFound(s)) result.Update(s);
-  }
-  result.Update(linux::RemovePinnedNetns(NetnsPath(container_id)));
+absl::Status NetworkManager::DeleteVeth(const std::string& host_veth) {
+  if (host_veth.empty()) return absl::OkStatus();
+  NA_ASSIGN_OR_RETURN(Netlink nl, Netlink::Open());
+  absl::Status s = nl.DeleteLink(host_veth);
+  if (!s.ok() && !absl::IsNotFound(s)) return s;
+  return absl::OkStatus();
+}
+
+absl::Status NetworkManager::RemoveContainerFiles(const std::string& container_id) {
+  absl::Status result = linux::RemovePinnedNetns(NetnsPath(container_id));
   result.Update(nodeagent::linux::RemoveTree(ContainerDir(container_id)));
   return result;
 }
 
-absl::Status NetworkManager::WriteContainerFiles(const EndpointRecord& endpoint) {
-  std::string dir = ContainerDir(endpoint.container_id);
+absl::Status NetworkManager::WriteHostsFile(const std::string& container_id) {
+  std::string dir = ContainerDir(container_id);
   NA_RETURN_IF_ERROR(nodeagent::linux::MakeDirs(dir, 0755));
-  NA_RETURN_IF_ERROR(linux::RewriteFileInPlace(dir + "/hosts", RenderHosts(state_, endpoint)));
+  return linux::RewriteFileInPlace(dir + "/hosts", RenderHosts(state_, container_id));
+}
+
+absl::Status NetworkManager::WriteContainerFiles(const std::string& container_id) {
+  NA_RETURN_IF_ERROR(WriteHostsFile(container_id));
   std::string host_resolv;
   if (absl::StatusOr<std::string> text = nodeagent::linux::ReadFile(options_.host_resolv_conf);
       text.ok()) {
     host_resolv = std::move(*text);
   }
-  return linux::RewriteFileInPlace(dir + "/resolv.conf", RenderResolvConf(host_resolv));
+  return linux::RewriteFileInPlace(ContainerDir(container_id) + "/resolv.conf",
+                                   RenderResolvConf(host_resolv));
 }
 
-absl::Status NetworkManager::RefreshHostsLocked(const std::string& network) {
+absl::Status NetworkManager::RefreshHostsLocked(const std::string& network,
+                                                const std::string& except) {
+  std::set<std::string> done{except};
+  absl::Status result;
   for (const EndpointRecord& e : state_.endpoints) {
-    if (e.network != network || !e.complete) continue;
-    NA_RETURN_IF_ERROR(nodeagent::linux::MakeDirs(ContainerDir(e.container_id), 0755));
-    NA_RETURN_IF_ERROR(
-        linux::RewriteFileInPlace(ContainerDir(e.container_id) + "/hosts", RenderHosts(state_, e)));
+    if (e.network != network || !e.complete || !done.insert(e.container_id).second) continue;
+    result.Update(WriteHostsFile(e.container_id));
   }
-  return absl::OkStatus();
+  return result;
 }
 
 AttachResult NetworkManager::ResultFor(const NetworkRecord& network,
@@ -528,12 +604,44 @@ AttachResult NetworkManager::ResultFor(const NetworkRecord& network,
   r.gateway = network.gateway.ToString();
   r.mac_address = endpoint.mac;
   r.host_veth = endpoint.host_veth;
+  r.interface_name = endpoint.ifname;
   return r;
 }
 
+absl::Status NetworkManager::ReleaseContainerLocked(const std::string& container_id) {
+  absl::Status result;
+  bool had_ports = false;
+  std::set<std::string> networks;
+  for (const EndpointRecord* e : state_.EndpointsOfContainer(container_id)) {
+    result.Update(DeleteVeth(e->host_veth));
+    had_ports = had_ports || !e->ports.empty();
+    networks.insert(e->network);
+  }
+  result.Update(RemoveContainerFiles(container_id));
+  state_.endpoints.erase(
+      std::remove_if(state_.endpoints.begin(), state_.endpoints.end(),
+                     [&](const EndpointRecord& e) { return e.container_id == container_id; }),
+      state_.endpoints.end());
+  state_.containers.erase(
+      std::remove_if(state_.containers.begin(), state_.containers.end(),
+                     [&](const ContainerRecord& c) { return c.container_id == container_id; }),
+      state_.containers.end());
+  NA_RETURN_IF_ERROR(SaveLocked());
+  if (had_ports) NA_RETURN_IF_ERROR(ApplyRulesLocked());
+  for (const std::string& network : networks) {
+    if (absl::Status s = RefreshHostsLocked(network); !s.ok()) {
+      LogWarning("refresh hosts files of network %s: %s", network, s.ToString());
+    }
+  }
+  return result;
+}
+
 absl::StatusOr<AttachResult> NetworkManager::Attach(const AttachRequest& request) {
+  StepClock clock;
   absl::MutexLock lock(&mu_);
-  std::string what = absl::StrCat("attach container ", request.container_id);
+  clock.Mark("lock");
+  std::string what =
+      absl::StrCat(request.connect ? "connect" : "attach", " container ", request.container_id);
   if (!ValidName(request.container_id, 128)) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": bad container id (letters, digits, '_', '.', '-')"));
@@ -546,23 +654,17 @@ absl::StatusOr<AttachResult> NetworkManager::Attach(const AttachRequest& request
                                                    "handles it)"));
   }
 
-  if (EndpointRecord* existing = state_.FindEndpoint(request.container_id)) {
-    NetworkRecord* network = state_.FindNetwork(existing->network);
-    if (existing->complete && network != nullptr && network->name == network_name &&
-        linux::OpenPinnedNetns(NetnsPath(existing->container_id)).ok()) {
-      return ResultFor(*network, *existing);
-    }
-    if (existing->complete && network != nullptr && network->name != network_name) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(what, ": already attached to network \"", existing->network, "\""));
-    }
-    // Half made: start again.
-    std::string id = existing->container_id;
-    bool had_ports = !existing->ports.empty();
-    NA_RETURN_IF_ERROR(TearDownEndpoint(id, existing->host_veth));
-    state_.endpoints.erase(state_.endpoints.begin() + (existing - state_.endpoints.data()));
-    NA_RETURN_IF_ERROR(SaveLocked());
-    if (had_ports) NA_RETURN_IF_ERROR(ApplyRulesLocked());
+  // A container whose namespace is gone (a reboot) is released before anything else.
+  ContainerRecord* container = state_.FindContainer(request.container_id);
+  if (container != nullptr && !linux::OpenPinnedNetns(NetnsPath(request.container_id)).ok()) {
+    NA_RETURN_IF_ERROR(Annotate(ReleaseContainerLocked(request.container_id), what));
+    container = nullptr;
+  }
+  if (request.connect && container == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": the network service holds no network namespace for it (only a container ",
+        "started on a bridge network can be connected to another one; --network host, none ",
+        "and container:ID share a namespace this service does not own)"));
   }
 
   NetworkRecord* network = state_.FindNetwork(network_name);
@@ -571,6 +673,16 @@ absl::StatusOr<AttachResult> NetworkManager::Attach(const AttachRequest& request
       return absl::NotFoundError(absl::StrCat(what, ": network \"", network_name, "\": not found"));
     }
     NA_ASSIGN_OR_RETURN(network, CreateNetworkLocked(kDefaultNetwork, "", "", 0));
+  }
+
+  if (EndpointRecord* existing = state_.FindEndpoint(request.container_id, network->name)) {
+    if (existing->complete) return ResultFor(*network, *existing);  // Idempotent.
+    // Half made: start again.
+    bool had_ports = !existing->ports.empty();
+    NA_RETURN_IF_ERROR(Annotate(DeleteVeth(existing->host_veth), what));
+    state_.endpoints.erase(state_.endpoints.begin() + (existing - state_.endpoints.data()));
+    NA_RETURN_IF_ERROR(SaveLocked());
+    if (had_ports) NA_RETURN_IF_ERROR(ApplyRulesLocked());
   }
 
   for (const PortMapping& port : request.ports) {
@@ -602,14 +714,23 @@ absl::StatusOr<AttachResult> NetworkManager::Attach(const AttachRequest& request
   if (!allocated.ok()) return Annotate(allocated.status(), what);
   Ipv4 ip = *allocated;
 
+  bool new_container = container == nullptr;
+  if (new_container) {
+    state_.containers.push_back({request.container_id, request.container_name, request.hostname});
+    container = &state_.containers.back();
+  }
   EndpointRecord endpoint;
   endpoint.container_id = request.container_id;
-  endpoint.container_name = request.container_name;
-  endpoint.hostname = request.hostname;
+  // A connect names the container as its first attach did, unless told otherwise.
+  endpoint.container_name =
+      request.container_name.empty() ? container->container_name : request.container_name;
+  endpoint.hostname = request.hostname.empty() ? container->hostname : request.hostname;
   endpoint.network = network->name;
   endpoint.ip = ip;
   endpoint.mac = MacForIp(ip);
   endpoint.ports = request.ports;
+  endpoint.ifname = NextInterfaceName(state_, request.container_id);
+  bool primary = state_.EndpointsOfContainer(request.container_id).empty();
   std::set<std::string> taken;
   for (const EndpointRecord& e : state_.endpoints) taken.insert(e.host_veth);
   for (uint32_t salt = 0;; ++salt) {
@@ -629,64 +750,105 @@ absl::StatusOr<AttachResult> NetworkManager::Attach(const AttachRequest& request
   state_.endpoints.push_back(endpoint);
   NetworkRecord network_copy = *network;
   auto rollback = absl::MakeCleanup([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    if (absl::Status s = TearDownEndpoint(endpoint.container_id, endpoint.host_veth); !s.ok()) {
-      LogWarning("%s: roll back: %s", what, s.ToString());
-    }
+    absl::Status s = DeleteVeth(endpoint.host_veth);
     state_.endpoints.erase(std::remove_if(state_.endpoints.begin(), state_.endpoints.end(),
                                           [&](const EndpointRecord& e) {
-                                            return e.container_id == endpoint.container_id;
+                                            return e.container_id == endpoint.container_id &&
+                                                   e.network == endpoint.network;
                                           }),
                            state_.endpoints.end());
-    if (absl::Status s = SaveLocked(); !s.ok()) {
-      LogWarning("%s: roll back: %s", what, s.ToString());
+    if (new_container) {
+      s.Update(RemoveContainerFiles(endpoint.container_id));
+      state_.containers.erase(std::remove_if(state_.containers.begin(), state_.containers.end(),
+                                             [&](const ContainerRecord& c) {
+                                               return c.container_id == endpoint.container_id;
+                                             }),
+                              state_.containers.end());
     }
-    if (!endpoint.ports.empty()) {
-      if (absl::Status s = ApplyRulesLocked(); !s.ok()) {
-        LogWarning("%s: roll back: %s", what, s.ToString());
-      }
-    }
-    DropNetnsDirIfUnusedLocked();
+    s.Update(SaveLocked());
+    if (!endpoint.ports.empty()) s.Update(ApplyRulesLocked());
+    if (!s.ok()) LogWarning("%s: roll back: %s", what, s.ToString());
   });
 
-  NA_RETURN_IF_ERROR(Annotate(SetUpEndpoint(network_copy, endpoint), what));
-  NA_RETURN_IF_ERROR(Annotate(WriteContainerFiles(endpoint), what));
-  if (!endpoint.ports.empty()) NA_RETURN_IF_ERROR(Annotate(ApplyRulesLocked(), what));
-  state_.FindEndpoint(endpoint.container_id)->complete = true;
+  clock.Mark("prepare");
+  NA_RETURN_IF_ERROR(Annotate(SetUpEndpoint(network_copy, endpoint, primary, &clock), what));
+  state_.FindEndpoint(endpoint.container_id, endpoint.network)->complete = true;
+  if (new_container) {
+    NA_RETURN_IF_ERROR(Annotate(WriteContainerFiles(endpoint.container_id), what));
+  } else {
+    NA_RETURN_IF_ERROR(Annotate(WriteHostsFile(endpoint.container_id), what));
+  }
+  clock.Mark("files");
+  if (!endpoint.ports.empty()) {
+    NA_RETURN_IF_ERROR(Annotate(ApplyRulesLocked(), what));
+    clock.Mark("nft");
+  }
   NA_RETURN_IF_ERROR(Annotate(SaveLocked(), what));
+  clock.Mark("save");
   std::move(rollback).Cancel();
 
-  if (absl::Status s = RefreshHostsLocked(network_copy.name); !s.ok()) {
+  if (absl::Status s = RefreshHostsLocked(network_copy.name, endpoint.container_id); !s.ok()) {
     LogWarning("%s: refresh hosts files: %s", what, s.ToString());
   }
-  LogInfo("container %s on %s: %s/%d via %s (%s)", endpoint.container_id, network_copy.name,
-          ip.ToString(), network_copy.subnet.prefix, network_copy.gateway.ToString(),
-          endpoint.host_veth);
+  clock.Mark("hosts");
+  LogInfo("container %s on %s: %s %s/%d via %s (%s) in %s", endpoint.container_id,
+          network_copy.name, endpoint.ifname, ip.ToString(), network_copy.subnet.prefix,
+          network_copy.gateway.ToString(), endpoint.host_veth, clock.Total());
   return ResultFor(network_copy, endpoint);
 }
 
-absl::Status NetworkManager::Detach(const std::string& container_id) {
+absl::Status NetworkManager::Detach(const std::string& container_id, const std::string& network) {
   absl::MutexLock lock(&mu_);
-  std::string what = absl::StrCat("detach container ", container_id);
+  std::string what = network.empty() ? absl::StrCat("detach container ", container_id)
+                                     : absl::StrCat("disconnect container ", container_id,
+                                                    " from network \"", network, "\"");
   if (!ValidName(container_id, 128)) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": bad container id"));
   }
-  EndpointRecord* endpoint = state_.FindEndpoint(container_id);
-  if (endpoint == nullptr) {
-    // Nothing leased; still remove whatever a cut-short attach may have left.
-    absl::Status s = TearDownEndpoint(container_id, "");
-    DropNetnsDirIfUnusedLocked();
+  if (network.empty()) {
+    if (state_.FindContainer(container_id) == nullptr) {
+      // Nothing leased; still remove whatever a cut-short attach may have left.
+      return Annotate(RemoveContainerFiles(container_id), what);
+    }
+    std::vector<std::string> networks;
+    for (const EndpointRecord* e : state_.EndpointsOfContainer(container_id)) {
+      networks.push_back(e->network);
+    }
+    absl::Status s = ReleaseContainerLocked(container_id);
+    LogInfo("container %s left %s", container_id,
+            networks.empty() ? "no network" : absl::StrJoin(networks, ", "));
     return Annotate(s, what);
   }
+
+  NetworkRecord* record = state_.FindNetwork(network);
+  if (record == nullptr) return absl::NotFoundError(absl::StrCat(what, ": no such network"));
+  EndpointRecord* endpoint = state_.FindEndpoint(container_id, record->name);
+  if (endpoint == nullptr) {
+    return absl::NotFoundError(absl::StrCat(what, ": the container is not connected to it"));
+  }
+  bool primary = state_.EndpointsOfContainer(container_id).front() == endpoint;
   EndpointRecord removed = *endpoint;
-  absl::Status torn = TearDownEndpoint(removed.container_id, removed.host_veth);
+  absl::Status torn = DeleteVeth(removed.host_veth);
   state_.endpoints.erase(state_.endpoints.begin() + (endpoint - state_.endpoints.data()));
   NA_RETURN_IF_ERROR(Annotate(SaveLocked(), what));
   if (!removed.ports.empty()) NA_RETURN_IF_ERROR(Annotate(ApplyRulesLocked(), what));
-  if (absl::Status s = RefreshHostsLocked(removed.network); !s.ok()) {
-    LogWarning("%s: refresh hosts files: %s", what, s.ToString());
+  // The default route went with the interface that carried it: the next network's takes over.
+  std::vector<const EndpointRecord*> left = state_.EndpointsOfContainer(container_id);
+  if (primary && !left.empty()) {
+    const NetworkRecord* next = state_.FindNetwork(left.front()->network);
+    absl::Status routed = [&]() -> absl::Status {
+      NA_ASSIGN_OR_RETURN(UniqueFd netns, linux::OpenPinnedNetns(NetnsPath(container_id)));
+      NA_ASSIGN_OR_RETURN(Netlink inside, Netlink::OpenIn(netns.get()));
+      NA_ASSIGN_OR_RETURN(linux::LinkInfo link, inside.GetLink(left.front()->ifname));
+      return inside.AddDefaultRoute(next->gateway.value, link.index);
+    }();
+    if (!routed.ok()) LogWarning("%s: default route: %s", what, routed.ToString());
   }
-  DropNetnsDirIfUnusedLocked();
-  LogInfo("container %s left %s (%s freed)", container_id, removed.network, removed.ip.ToString());
+  absl::Status hosts = WriteHostsFile(container_id);
+  hosts.Update(RefreshHostsLocked(removed.network));
+  if (!hosts.ok()) LogWarning("%s: refresh hosts files: %s", what, hosts.ToString());
+  LogInfo("container %s left %s (%s, %s freed)", container_id, removed.network, removed.ifname,
+          removed.ip.ToString());
   return Annotate(torn, what);
 }
 

@@ -19,15 +19,22 @@
 
 namespace nodeagent::network {
 
+class StepClock;
+
 namespace linux {
 class Nftables;
 struct PreparedNetns;
 }  // namespace linux
 
 struct ManagerOptions {
-  // State directory: state.json and containers/<id>/{hosts,resolv.conf}.
+  // State directory: the networks (state.json, fsynced).
   std::string root;
-  // Run directory: pinned namespaces at <run_dir>/netns/<container id>.
+  // Run directory (a tmpfs such as /run in production): pinned namespaces at
+  // <run_dir>/netns/<container id>; the containers' endpoints and leases, with the networks, at
+  // <run_dir>/network/state.json; each container's hosts and resolv.conf at
+  // <run_dir>/network/containers/<id>/ (as podman keeps them in its run root). All of it lives
+  // exactly as long as the pinned namespaces it describes (a reboot ends both), and writing it
+  // costs no disk I/O per attach.
   std::string run_dir;
   // Networks created without --subnet (the default one included) get the first free /24 of
   // this pool that overlaps no other network and no route of the host.
@@ -36,6 +43,10 @@ struct ManagerOptions {
   // Outbound NAT needs the host to forward; turned on (as Docker does) when a network exists.
   bool enable_ip_forward = true;
   std::string host_resolv_conf = "/etc/resolv.conf";
+  // MTU of networks created without one. Large, as loopback's (65536) is: traffic between
+  // containers then costs what it costs over loopback; TCP to anything outside still uses the
+  // peer's MSS, and the host (the first hop) tells a container the smaller path MTU itself.
+  int default_mtu = 65000;
 };
 
 // The network the runtime names "bridge" (or leaves empty): created on first use.
@@ -48,6 +59,9 @@ struct AttachRequest {
   // "bridge" (or empty) for the default network, or a network name.
   std::string network;
   std::vector<PortMapping> ports;
+  // Connect a running container to one more network: it must already have a namespace of this
+  // service (FAILED_PRECONDITION otherwise); the new interface joins that namespace.
+  bool connect = false;
 };
 
 struct AttachResult {
@@ -60,6 +74,7 @@ struct AttachResult {
   std::string gateway;
   std::string mac_address;
   std::string host_veth;
+  std::string interface_name;  // "eth0", "eth1", ... inside the container.
 };
 
 struct NetworkInfo {
@@ -84,7 +99,7 @@ class NetworkManager {
   static absl::StatusOr<std::unique_ptr<NetworkManager>> Open(const ManagerOptions& options);
   ~NetworkManager();
 
-  // Empty subnet: a free /24 of the pool; empty gateway: the first host; mtu 0: 1500.
+  // Empty subnet: a free /24 of the pool; empty gateway: the first host; mtu 0: the default.
   absl::StatusOr<NetworkInfo> CreateNetwork(const std::string& name, const std::string& subnet,
                                             const std::string& gateway, int mtu = 0);
   std::vector<NetworkInfo> ListNetworks();
@@ -92,10 +107,14 @@ class NetworkManager {
   // FAILED_PRECONDITION while containers are attached.
   absl::Status RemoveNetwork(const std::string& name);
 
-  // Idempotent per container id: a second call returns the first one's result.
+  // Idempotent per container id and network: a second call returns the first one's result.
+  // A container attached to another network gets one more interface (eth1, ...) in the same
+  // namespace; its first network keeps the default route.
   absl::StatusOr<AttachResult> Attach(const AttachRequest& request);
-  // Removes everything Attach made; tolerant of partial state and of unknown ids.
-  absl::Status Detach(const std::string& container_id);
+  // With no network: removes everything Attach made for the container (every endpoint, the
+  // namespace pin, the files); tolerant of partial state and of unknown ids. With a network
+  // (name or id): removes only that endpoint, NOT_FOUND if there is none; the namespace stays.
+  absl::Status Detach(const std::string& container_id, const std::string& network = "");
 
   // Runs the reconcile pass again (Open runs it once).
   absl::Status Reconcile();
@@ -108,8 +127,10 @@ class NetworkManager {
  private:
   explicit NetworkManager(const ManagerOptions& options);
 
-  // Networks are saved durably (fsync); endpoints are not: they live no longer than their
-  // pinned namespaces, which a reboot removes anyway.
+  // Writes (write-temp-then-rename) the whole state to the run dir; with `durable`, also the
+  // networks to the state dir, fsynced. Endpoints need no fsync: they live no longer than their
+  // pinned namespaces, which a reboot removes anyway; the rename makes the write atomic, which
+  // is all a crash of this process needs.
   absl::Status SaveLocked(bool durable = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ReconcileLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<NetworkRecord*> CreateNetworkLocked(const std::string& name,
@@ -117,14 +138,23 @@ class NetworkManager {
                                                      const std::string& gateway, int mtu)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EnsureBridge(const NetworkRecord& network);
-  // Makes the namespace (if not pinned yet), the veth pair and eth0's address and route.
-  absl::Status SetUpEndpoint(const NetworkRecord& network, const EndpointRecord& endpoint);
-  // Removes an endpoint's kernel objects and files; every step runs even if one fails.
-  absl::Status TearDownEndpoint(const std::string& container_id, const std::string& host_veth);
+  // Makes the namespace (if not pinned yet), the veth pair and the interface's address (and
+  // the default route via the network's gateway when `default_route`).
+  absl::Status SetUpEndpoint(const NetworkRecord& network, const EndpointRecord& endpoint,
+                             bool default_route, StepClock* clock = nullptr);
+  // Deletes a host veth (its peer goes with it); a missing one is not an error.
+  absl::Status DeleteVeth(const std::string& host_veth);
+  // Removes the container's namespace pin and files; every step runs even if one fails.
+  absl::Status RemoveContainerFiles(const std::string& container_id);
+  // Removes a container with every endpoint, lease, rule and file; saves the state.
+  absl::Status ReleaseContainerLocked(const std::string& container_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ApplyRulesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Rewrites (in place) the hosts files of every complete endpoint on `network`.
-  absl::Status RefreshHostsLocked(const std::string& network) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status WriteContainerFiles(const EndpointRecord& endpoint)
+  // Rewrites (in place) the hosts files of every container on `network` but `except`.
+  absl::Status RefreshHostsLocked(const std::string& network, const std::string& except = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteHostsFile(const std::string& container_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteContainerFiles(const std::string& container_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropNetnsDirIfUnusedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Making a network namespace is the slowest step of an attach: a background thread keeps one
@@ -137,8 +167,9 @@ class NetworkManager {
   AttachResult ResultFor(const NetworkRecord& network, const EndpointRecord& endpoint) const;
 
   std::string StatePath() const { return options_.root + "/state.json"; }
+  std::string RunStatePath() const { return options_.run_dir + "/network/state.json"; }
   std::string ContainerDir(const std::string& id) const {
-    return options_.root + "/containers/" + id;
+    return options_.run_dir + "/network/containers/" + id;
   }
   std::string NetnsPath(const std::string& id) const { return NetnsDir() + "/" + id; }
 

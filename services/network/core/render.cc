@@ -23,7 +23,7 @@ std::string Names(const EndpointRecord& e) {
 
 }  // namespace
 
-std::string RenderHosts(const NetworkState& state, const EndpointRecord& self) {
+std::string RenderHosts(const NetworkState& state, const std::string& container_id) {
   std::string out =
       "127.0.0.1\tlocalhost\n"
       "::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -31,12 +31,21 @@ std::string RenderHosts(const NetworkState& state, const EndpointRecord& self) {
       "ff00::0\tip6-mcastprefix\n"
       "ff02::1\tip6-allnodes\n"
       "ff02::2\tip6-allrouters\n";
-  absl::StrAppend(&out, self.ip.ToString(), "\t", Names(self), "\n");
-  for (const EndpointRecord* other : state.EndpointsOf(self.network)) {
-    if (other->container_id == self.container_id) continue;
-    absl::StrAppend(&out, other->ip.ToString(), "\t", Names(*other), "\n");
+  std::vector<const EndpointRecord*> own = state.EndpointsOfContainer(container_id);
+  for (const EndpointRecord* self : own) {
+    absl::StrAppend(&out, self->ip.ToString(), "\t", Names(*self), "\n");
+  }
+  for (const EndpointRecord* self : own) {
+    for (const EndpointRecord* other : state.EndpointsOf(self->network)) {
+      if (other->container_id == container_id) continue;
+      absl::StrAppend(&out, other->ip.ToString(), "\t", Names(*other), "\n");
+    }
   }
   return out;
+}
+
+std::string RenderHosts(const NetworkState& state, const EndpointRecord& self) {
+  return RenderHosts(state, self.container_id);
 }
 
 std::string RenderResolvConf(absl::string_view host_resolv_conf) {

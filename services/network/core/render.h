@@ -10,8 +10,11 @@
 
 namespace nodeagent::network {
 
-// /etc/hosts of `self`: localhost, itself (hostname and name) and every other container on its
-// network, by name and hostname.
+// /etc/hosts of container `container_id`: localhost, itself (name, hostname and short id) at
+// each of its addresses, and every other container on any of its networks at its address on
+// that network.
+std::string RenderHosts(const NetworkState& state, const std::string& container_id);
+// The same for the container of `self`.
 std::string RenderHosts(const NetworkState& state, const EndpointRecord& self);
 
 // /etc/resolv.conf for a container from the host's: nameservers on loopback (a local stub

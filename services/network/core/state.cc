@@ -79,11 +79,37 @@ NetworkRecord* NetworkState::FindNetwork(const std::string& name) {
   return nullptr;
 }
 
-EndpointRecord* NetworkState::FindEndpoint(const std::string& container_id) {
-  for (EndpointRecord& e : endpoints) {
-    if (e.container_id == container_id) return &e;
+ContainerRecord* NetworkState::FindContainer(const std::string& container_id) {
+  for (ContainerRecord& c : containers) {
+    if (c.container_id == container_id) return &c;
   }
   return nullptr;
+}
+
+EndpointRecord* NetworkState::FindEndpoint(const std::string& container_id,
+                                           const std::string& network) {
+  for (EndpointRecord& e : endpoints) {
+    if (e.container_id == container_id && e.network == network) return &e;
+  }
+  return nullptr;
+}
+
+std::vector<const EndpointRecord*> NetworkState::EndpointsOfContainer(
+    const std::string& container_id) const {
+  std::vector<const EndpointRecord*> out;
+  for (const EndpointRecord& e : endpoints) {
+    if (e.container_id == container_id) out.push_back(&e);
+  }
+  return out;
+}
+
+std::string NextInterfaceName(const NetworkState& state, const std::string& container_id) {
+  std::set<std::string> used;
+  for (const EndpointRecord* e : state.EndpointsOfContainer(container_id)) used.insert(e->ifname);
+  for (int i = 0;; ++i) {
+    std::string name = absl::StrCat("eth", i);
+    if (used.count(name) == 0) return name;
+  }
 }
 
 std::vector<const EndpointRecord*> NetworkState::EndpointsOf(const std::string& network) const {
@@ -94,7 +120,7 @@ std::vector<const EndpointRecord*> NetworkState::EndpointsOf(const std::string& 
   return out;
 }
 
-std::string SerializeState(const NetworkState& state) {
+std::string SerializeState(const NetworkState& state, bool attachments) {
   nlohmann::json j;
   j["version"] = 1;
   j["networks"] = nlohmann::json::array();
@@ -107,6 +133,13 @@ std::string SerializeState(const NetworkState& state) {
                              {"created_unix", n.created_unix},
                              {"mtu", n.mtu},
                              {"last_allocated", n.last_allocated.ToString()}});
+  }
+  if (!attachments) return j.dump(2) + "\n";
+  j["containers"] = nlohmann::json::array();
+  for (const ContainerRecord& c : state.containers) {
+    j["containers"].push_back({{"container_id", c.container_id},
+                               {"container_name", c.container_name},
+                               {"hostname", c.hostname}});
   }
   j["endpoints"] = nlohmann::json::array();
   for (const EndpointRecord& e : state.endpoints) {
@@ -124,6 +157,7 @@ std::string SerializeState(const NetworkState& state) {
                               {"ip", e.ip.ToString()},
                               {"mac", e.mac},
                               {"host_veth", e.host_veth},
+                              {"ifname", e.ifname},
                               {"ports", ports},
                               {"complete", e.complete}});
   }
@@ -159,6 +193,7 @@ absl::StatusOr<NetworkState> ParseState(const std::string& json) {
       NA_ASSIGN_OR_RETURN(r.ip, Ipv4::Parse(e.at("ip").get<std::string>()));
       r.mac = e.value("mac", "");
       r.host_veth = e.at("host_veth").get<std::string>();
+      r.ifname = e.value("ifname", "eth0");
       r.complete = e.value("complete", false);
       for (const nlohmann::json& p : e.value("ports", nlohmann::json::array())) {
         r.ports.push_back({p.value("host_ip", ""), p.value("host_port", 0u),
@@ -166,8 +201,21 @@ absl::StatusOr<NetworkState> ParseState(const std::string& json) {
       }
       state.endpoints.push_back(std::move(r));
     }
+    for (const nlohmann::json& c : j.value("containers", nlohmann::json::array())) {
+      ContainerRecord r;
+      r.container_id = c.at("container_id").get<std::string>();
+      r.container_name = c.value("container_name", "");
+      r.hostname = c.value("hostname", "");
+      state.containers.push_back(std::move(r));
+    }
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("state: ", e.what()));
+  }
+  // State written before containers were recorded on their own: one per endpoint's container.
+  for (const EndpointRecord& e : state.endpoints) {
+    if (state.FindContainer(e.container_id) == nullptr) {
+      state.containers.push_back({e.container_id, e.container_name, e.hostname});
+    }
   }
   return state;
 }

@@ -1,8 +1,8 @@
 #pragma once
 
 // What the network service remembers between restarts: its networks and the containers
-// attached to them (their address leases, published ports and kernel object names). One JSON
-// file, written atomically after every change; the kernel is reconciled against it on start.
+// attached to them (their address leases, published ports and kernel object names), as JSON
+// written atomically after every change; the kernel is reconciled against it on start.
 
 #include <cstdint>
 #include <map>
@@ -50,6 +50,17 @@ struct NetworkRecord {
   Ipv4 last_allocated;
 };
 
+// A container this service made a network namespace for (pinned at <run-dir>/netns/<id>). It
+// lives from the container's first attach until a detach of all its networks; it may have no
+// endpoint for a while (disconnected from every network, loopback only).
+struct ContainerRecord {
+  std::string container_id;
+  std::string container_name;
+  std::string hostname;
+};
+
+// One network interface of a container: a lease on one network and a veth pair. A container
+// has one endpoint per network it is on (eth0, eth1, ... in the order they were attached).
 struct EndpointRecord {
   std::string container_id;
   std::string container_name;
@@ -57,7 +68,8 @@ struct EndpointRecord {
   std::string network;  // NetworkRecord::name.
   Ipv4 ip;
   std::string mac;
-  std::string host_veth;  // Host end of the veth pair (on the bridge).
+  std::string host_veth;        // Host end of the veth pair (on the bridge).
+  std::string ifname = "eth0";  // The container's end.
   std::vector<PortMapping> ports;
   // False while the kernel objects are being made: an endpoint found incomplete on start
   // belongs to an attach that was cut short and is rolled back.
@@ -66,14 +78,23 @@ struct EndpointRecord {
 
 struct NetworkState {
   std::vector<NetworkRecord> networks;
+  std::vector<ContainerRecord> containers;
+  // In attach order: a container's first endpoint carries its default route.
   std::vector<EndpointRecord> endpoints;
 
   NetworkRecord* FindNetwork(const std::string& name);
-  EndpointRecord* FindEndpoint(const std::string& container_id);
+  ContainerRecord* FindContainer(const std::string& container_id);
+  // The container's endpoint on `network` (a name).
+  EndpointRecord* FindEndpoint(const std::string& container_id, const std::string& network);
   std::vector<const EndpointRecord*> EndpointsOf(const std::string& network) const;
+  std::vector<const EndpointRecord*> EndpointsOfContainer(const std::string& container_id) const;
 };
 
-std::string SerializeState(const NetworkState& state);
+// The first "ethN" no endpoint of the container uses.
+std::string NextInterfaceName(const NetworkState& state, const std::string& container_id);
+
+// JSON of the state; without `attachments`, the networks alone.
+std::string SerializeState(const NetworkState& state, bool attachments = true);
 absl::StatusOr<NetworkState> ParseState(const std::string& json);
 
 // The next free address of `network` after its last allocation, wrapping around; skips the

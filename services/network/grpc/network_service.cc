@@ -30,6 +30,7 @@ void ToProto(const NetworkInfo& in, v1::Network* out) {
     endpoint->set_ip_address(e.ip.ToString());
     endpoint->set_mac_address(e.mac);
     endpoint->set_host_veth(e.host_veth);
+    endpoint->set_interface_name(e.ifname);
     for (const PortMapping& p : e.ports) ToProto(p, endpoint->add_ports());
   }
 }
@@ -77,6 +78,7 @@ grpc::Status NetworkServiceImpl::AttachContainer(grpc::ServerContext*,
   in.container_name = request->container_name();
   in.hostname = request->hostname();
   in.network = request->attachment().mode();
+  in.connect = request->connect();
   for (const v1::PortMapping& p : request->attachment().ports()) {
     in.ports.push_back({p.host_ip(), p.host_port(), p.container_port(),
                         p.protocol().empty() ? "tcp" : p.protocol()});
@@ -92,13 +94,14 @@ grpc::Status NetworkServiceImpl::AttachContainer(grpc::ServerContext*,
   response->set_network(result->network);
   response->set_prefix_length(result->prefix_length);
   response->set_host_veth(result->host_veth);
+  response->set_interface_name(result->interface_name);
   return grpc::Status::OK;
 }
 
 grpc::Status NetworkServiceImpl::DetachContainer(grpc::ServerContext*,
                                                  const v1::DetachContainerNetworkRequest* request,
                                                  v1::DetachContainerNetworkResponse*) {
-  return ToGrpcStatus(manager_->Detach(request->container_id()));
+  return ToGrpcStatus(manager_->Detach(request->container_id(), request->network()));
 }
 
 }  // namespace nodeagent::network

@@ -178,21 +178,53 @@ absl::Status Netlink::Request(nlmsghdr* nlh, absl::string_view what) {
   }
 }
 
-absl::Status Netlink::Dump(nlmsghdr* nlh, absl::string_view what, mnl_cb_t callback, void* data) {
-  nlh->nlmsg_seq = ++seq_;
-  if (mnl_socket_sendto(socket_.get(), nlh, nlh->nlmsg_len) < 0) {
-    return LastErrnoStatus(absl::StrCat(what, ": netlink send"));
+namespace {
+
+// Whether a reply buffer holds the end of a dump (NLMSG_DONE, or an error ending it).
+bool HasEnd(const char* buf, ssize_t n) {
+  int left = static_cast<int>(n);
+  for (auto* m = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(m, left);
+       m = mnl_nlmsg_next(m, &left)) {
+    if (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR) return true;
   }
-  char buf[kBufferSize];
-  while (true) {
-    ssize_t n = mnl_socket_recvfrom(socket_.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return LastErrnoStatus(absl::StrCat(what, ": netlink receive"));
+  return false;
+}
+
+}  // namespace
+
+absl::Status Netlink::Dump(nlmsghdr* nlh, absl::string_view what, mnl_cb_t callback, void* data,
+                           const std::function<void()>& reset) {
+  // A dump that races a change of the table it lists (a link made or deleted meanwhile, common
+  // on a busy host) comes back marked NLM_F_DUMP_INTR, which libmnl reports as EINTR: the rest
+  // of it is drained and the dump is asked for again.
+  for (int attempt = 0;; ++attempt) {
+    nlh->nlmsg_seq = ++seq_;
+    if (mnl_socket_sendto(socket_.get(), nlh, nlh->nlmsg_len) < 0) {
+      return LastErrnoStatus(absl::StrCat(what, ": netlink send"));
     }
-    int rc = mnl_cb_run(buf, static_cast<size_t>(n), nlh->nlmsg_seq, port_id_, callback, data);
-    if (rc < 0) return LastErrnoStatus(what);
-    if (rc == MNL_CB_STOP) return absl::OkStatus();
+    char buf[kBufferSize];
+    bool interrupted = false;
+    while (true) {
+      ssize_t n = mnl_socket_recvfrom(socket_.get(), buf, sizeof(buf));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return LastErrnoStatus(absl::StrCat(what, ": netlink receive"));
+      }
+      if (interrupted) {
+        // Drain up to the end of the interrupted dump.
+        if (HasEnd(buf, n)) break;
+        continue;
+      }
+      int rc = mnl_cb_run(buf, static_cast<size_t>(n), nlh->nlmsg_seq, port_id_, callback, data);
+      if (rc < 0 && errno == EINTR && reset && attempt < 10) {
+        interrupted = true;
+        if (HasEnd(buf, n)) break;
+        continue;
+      }
+      if (rc < 0) return LastErrnoStatus(what);
+      if (rc == MNL_CB_STOP) return absl::OkStatus();
+    }
+    reset();
   }
 }
 
@@ -276,7 +308,7 @@ absl::StatusOr<std::vector<LinkInfo>> Netlink::ListLinks() {
   auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
   ifm->ifi_family = AF_UNSPEC;
   std::vector<LinkInfo> links;
-  NA_RETURN_IF_ERROR(Dump(nlh, "list links", ParseLink, &links));
+  NA_RETURN_IF_ERROR(Dump(nlh, "list links", ParseLink, &links, [&] { links.clear(); }));
   return links;
 }
 
@@ -341,13 +373,100 @@ absl::Status Netlink::AddDefaultRoute(uint32_t gateway, int oif) {
   return s;
 }
 
+absl::Status Netlink::Batch(char* buf, size_t len, int count, const std::string* what,
+                            const bool* exist_ok) {
+  uint32_t first_seq = 0;
+  size_t offset = 0;
+  for (int i = 0; i < count; ++i) {
+    auto* nlh = reinterpret_cast<nlmsghdr*>(buf + offset);
+    nlh->nlmsg_flags |= NLM_F_ACK;
+    nlh->nlmsg_seq = ++seq_;
+    if (i == 0) first_seq = nlh->nlmsg_seq;
+    offset += NLMSG_ALIGN(nlh->nlmsg_len);
+  }
+  if (mnl_socket_sendto(socket_.get(), buf, len) < 0) {
+    return LastErrnoStatus(absl::StrCat(what[0], ": netlink send"));
+  }
+  // The kernel handles the requests in order and acknowledges each (success or error).
+  absl::Status result;
+  char reply[kBufferSize];
+  for (int done = 0; done < count;) {
+    ssize_t n = mnl_socket_recvfrom(socket_.get(), reply, sizeof(reply));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return LastErrnoStatus(absl::StrCat(what[done], ": netlink receive"));
+    }
+    int left = static_cast<int>(n);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(reply); mnl_nlmsg_ok(nlh, left);
+         nlh = mnl_nlmsg_next(nlh, &left)) {
+      if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_pid != port_id_) continue;
+      uint32_t index = nlh->nlmsg_seq - first_seq;
+      if (index >= static_cast<uint32_t>(count)) continue;
+      ++done;
+      auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+      int code = -err->error;
+      if (code == 0 || (code == EEXIST && exist_ok[index])) continue;
+      result.Update(ErrnoStatus(code, what[index]));
+    }
+  }
+  return result;
+}
+
+absl::Status Netlink::ConfigureInterface(int index, uint32_t ip, int prefix, uint32_t gateway) {
+  char buf[kBufferSize];
+  size_t len = 0;
+  auto next = [&](uint16_t type, uint16_t flags) { return NewMessage(buf + len, type, flags); };
+  uint32_t be = htonl(ip);
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &be, text, sizeof(text));
+  std::string what[3] = {absl::StrCat("add address ", text, "/", prefix, " to link ", index),
+                         absl::StrCat("set link ", index, " up"), "add default route"};
+  bool exist_ok[3] = {true, false, true};
+
+  nlmsghdr* nlh = next(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = static_cast<uint8_t>(prefix);
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = static_cast<uint32_t>(index);
+  mnl_attr_put_u32(nlh, IFA_LOCAL, be);
+  mnl_attr_put_u32(nlh, IFA_ADDRESS, be);
+  if (prefix < 31) mnl_attr_put_u32(nlh, IFA_BROADCAST, htonl(ip | (~0u >> prefix)));
+  len += NLMSG_ALIGN(nlh->nlmsg_len);
+
+  nlh = next(RTM_NEWLINK, 0);
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = index;
+  ifm->ifi_flags = IFF_UP;
+  ifm->ifi_change = IFF_UP;
+  len += NLMSG_ALIGN(nlh->nlmsg_len);
+
+  int count = 2;
+  if (gateway != 0) {
+    nlh = next(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+    auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+    rtm->rtm_family = AF_INET;
+    rtm->rtm_dst_len = 0;
+    rtm->rtm_table = RT_TABLE_MAIN;
+    rtm->rtm_protocol = RTPROT_BOOT;
+    rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+    rtm->rtm_type = RTN_UNICAST;
+    mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(gateway));
+    mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
+    len += NLMSG_ALIGN(nlh->nlmsg_len);
+    count = 3;
+  }
+  return Batch(buf, len, count, what, exist_ok);
+}
+
 absl::StatusOr<std::vector<RouteInfo>> Netlink::ListRoutes() {
   char buf[kBufferSize];
   nlmsghdr* nlh = NewMessage(buf, RTM_GETROUTE, NLM_F_DUMP);
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = AF_INET;
   std::vector<RouteInfo> routes;
-  NA_RETURN_IF_ERROR(Dump(nlh, "list routes", ParseRoute, &routes));
+  NA_RETURN_IF_ERROR(Dump(nlh, "list routes", ParseRoute, &routes, [&] { routes.clear(); }));
   return routes;
 }
 

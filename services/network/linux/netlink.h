@@ -65,6 +65,10 @@ class Netlink {
   absl::Status AddAddress(int index, uint32_t ip, int prefix);
   // Adds the default route via `gateway` on `oif`; an existing one is not an error.
   absl::Status AddDefaultRoute(uint32_t gateway, int oif);
+  // Gives link `index` the address ip/prefix, brings it up and, when `gateway` is not 0, adds
+  // the default route via it: three requests sent as one batch (one round trip). An address or
+  // route that exists already is not an error.
+  absl::Status ConfigureInterface(int index, uint32_t ip, int prefix, uint32_t gateway);
   // IPv4 routes of the main table.
   absl::StatusOr<std::vector<RouteInfo>> ListRoutes();
 
@@ -75,7 +79,16 @@ class Netlink {
   explicit Netlink(mnl_socket* socket);
   // Sends one request and waits for its acknowledgement; `what` names it in errors.
   absl::Status Request(nlmsghdr* nlh, absl::string_view what);
-  absl::Status Dump(nlmsghdr* nlh, absl::string_view what, mnl_cb_t callback, void* data);
+  // Sends the `count` requests laid out one after another in `buf` (`len` bytes) at once and
+  // reads their acknowledgements; `what[i]` names request i in errors. An EEXIST answer to a
+  // request whose `exist_ok[i]` is set counts as success.
+  absl::Status Batch(char* buf, size_t len, int count, const std::string* what,
+                     const bool* exist_ok);
+  // Runs a request and feeds its replies to `callback`. With `reset`, a dump interrupted by a
+  // concurrent change (NLM_F_DUMP_INTR) is drained, `reset` clears what the callback gathered,
+  // and the dump runs again (at most 10 times).
+  absl::Status Dump(nlmsghdr* nlh, absl::string_view what, mnl_cb_t callback, void* data,
+                    const std::function<void()>& reset = nullptr);
 
   std::unique_ptr<mnl_socket, Closer> socket_;
   uint32_t port_id_ = 0;

@@ -99,13 +99,15 @@ class NetworkManagerTest : public ::testing::Test {
   }
 
   AttachResult MustAttach(const std::string& id, const std::string& name,
-                          const std::string& network = "", std::vector<PortMapping> ports = {}) {
+                          const std::string& network = "", std::vector<PortMapping> ports = {},
+                          bool connect = false) {
     AttachRequest request;
     request.container_id = id;
-    request.container_name = name;
-    request.hostname = name + "-host";
+    request.container_name = connect ? "" : name;
+    request.hostname = connect ? "" : name + "-host";
     request.network = network;
     request.ports = std::move(ports);
+    request.connect = connect;
     absl::StatusOr<AttachResult> r = manager_->Attach(request);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : AttachResult();
@@ -207,6 +209,7 @@ TEST_F(NetworkManagerTest, AttachMakesEth0WithAddressRouteAndLoopback) {
   EXPECT_THAT(addr.out, HasSubstr("lo    inet 127.0.0.1/8"));
   CommandResult link = IpIn(r.netns_path, {"-o", "link", "show", "eth0"});
   EXPECT_THAT(link.out, HasSubstr("state UP"));
+  EXPECT_THAT(link.out, HasSubstr("mtu 65000"));  // The default MTU (options_.default_mtu).
   EXPECT_THAT(link.out, HasSubstr(r.mac_address));
   CommandResult route = IpIn(r.netns_path, {"-4", "route", "show", "default"});
   EXPECT_THAT(route.out, HasSubstr(absl::StrCat("default via ", r.gateway, " dev eth0")));
@@ -232,8 +235,9 @@ TEST_F(NetworkManagerTest, AttachMakesEth0WithAddressRouteAndLoopback) {
   EXPECT_THAT(HostLinksWithPrefix(names_.veth_prefix), IsEmpty());
   EXPECT_FALSE(nodeagent::linux::PathExists(r.netns_path));
   EXPECT_FALSE(nodeagent::linux::PathExists(r.hosts_path));
-  EXPECT_THAT(MountsBelow(base_), IsEmpty());  // The netns dir mount goes with the last pin.
-  EXPECT_TRUE(manager_->Detach("c1").ok());    // Twice is fine.
+  // The netns dir stays a mount point while the service runs (Shutdown drops it).
+  EXPECT_THAT(MountsBelow(base_), ElementsAre(manager_->NetnsDir()));
+  EXPECT_TRUE(manager_->Detach("c1").ok());  // Twice is fine.
   EXPECT_TRUE(manager_->Detach("never-attached").ok());
 }
 
@@ -408,6 +412,93 @@ TEST_F(NetworkManagerTest, EndpointWhoseNamespaceIsGoneIsReleasedOnStart) {
   EXPECT_THAT(net->endpoints, IsEmpty());
   EXPECT_FALSE(nodeagent::linux::PathExists(gone.netns_path));
   EXPECT_THAT(HostLinksWithPrefix(names_.veth_prefix), IsEmpty());
+}
+
+TEST_F(NetworkManagerTest, ConnectAddsAnInterfaceToTheSameNamespaceAndDisconnectRemovesIt) {
+  ASSERT_TRUE(manager_->CreateNetwork("front", "", "").ok());
+  ASSERT_TRUE(manager_->CreateNetwork("back", "", "", 1500).ok());
+  AttachResult web = MustAttach("web1", "web", "front");
+  AttachResult peer = MustAttach("peer1", "peer", "front");
+  AttachResult db = MustAttach("db1", "db", "back");
+  std::string db_www = WwwDir("hello from db");
+  BackgroundProcess httpd(HttpdArgv(db.netns_path, 80, db_www));
+  // Not connected yet: the networks are isolated.
+  EXPECT_EQ(HttpGetFromNetns(web.netns_path, db.ip_address, 80, 0ms), "");
+
+  AttachResult back = MustAttach("web1", "", "back", {}, /*connect=*/true);
+  EXPECT_THAT(IpIn(web.netns_path, {"-o", "link", "show", "eth1"}).out, HasSubstr("mtu 1500"));
+  EXPECT_EQ(back.netns_path, web.netns_path);
+  EXPECT_EQ(back.interface_name, "eth1");
+  EXPECT_EQ(back.network, "back");
+  EXPECT_EQ(web.interface_name, "eth0");
+  CommandResult addr = IpIn(web.netns_path, {"-4", "-o", "addr", "show"});
+  EXPECT_THAT(addr.out, HasSubstr(absl::StrCat("eth0    inet ", web.ip_address, "/")));
+  EXPECT_THAT(addr.out, HasSubstr(absl::StrCat("eth1    inet ", back.ip_address, "/")));
+  // The first network keeps the default route.
+  EXPECT_THAT(IpIn(web.netns_path, {"-4", "route", "show", "default"}).out,
+              HasSubstr(absl::StrCat("default via ", web.gateway, " dev eth0")));
+  // Idempotent per container and network.
+  EXPECT_EQ(MustAttach("web1", "", "back", {}, true).ip_address, back.ip_address);
+
+  // web now reaches db, by address and by name; peer (on front only) still does not.
+  EXPECT_THAT(HttpGetFromNetns(web.netns_path, db.ip_address, 80, 10s), HasSubstr("from db"));
+  EXPECT_THAT(HttpGetFromNetns(web.netns_path, "db", 80, 10s, web.hosts_path),
+              HasSubstr("from db"));
+  EXPECT_EQ(HttpGetFromNetns(peer.netns_path, db.ip_address, 80, 0ms), "");
+  // Every hosts file on both networks is current: web appears at its address on each.
+  EXPECT_THAT(ReadText(web.hosts_path), HasSubstr(db.ip_address + "\tdb db-host"));
+  EXPECT_THAT(ReadText(web.hosts_path), HasSubstr(peer.ip_address + "\tpeer peer-host"));
+  EXPECT_THAT(ReadText(db.hosts_path), HasSubstr(back.ip_address + "\tweb web-host"));
+  EXPECT_THAT(ReadText(peer.hosts_path), HasSubstr(web.ip_address + "\tweb web-host"));
+  EXPECT_THAT(ReadText(peer.hosts_path), Not(HasSubstr(back.ip_address)));
+  absl::StatusOr<NetworkInfo> info = manager_->GetNetwork("back");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->endpoints.size(), 2u);
+
+  // A restart keeps both endpoints of web.
+  Reopen();
+  EXPECT_EQ(HostLinksWithPrefix(names_.veth_prefix).size(), 4u);
+
+  // Disconnect from the first network: eth0 goes, the default route moves to eth1.
+  ASSERT_TRUE(manager_->Detach("web1", "front").ok());
+  addr = IpIn(web.netns_path, {"-4", "-o", "addr", "show"});
+  EXPECT_THAT(addr.out, Not(HasSubstr("eth0")));
+  EXPECT_THAT(addr.out, HasSubstr(back.ip_address));
+  EXPECT_THAT(IpIn(web.netns_path, {"-4", "route", "show", "default"}).out,
+              HasSubstr(absl::StrCat("default via ", back.gateway, " dev eth1")));
+  EXPECT_THAT(ReadText(peer.hosts_path), Not(HasSubstr("web")));
+  EXPECT_THAT(ReadText(web.hosts_path), Not(HasSubstr("peer")));
+  EXPECT_THAT(ReadText(web.hosts_path), HasSubstr("db"));
+  EXPECT_THAT(HttpGetFromNetns(web.netns_path, db.ip_address, 80, 10s), HasSubstr("from db"));
+  EXPECT_EQ(manager_->Detach("web1", "front").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Detach("web1", "nosuch").code(), absl::StatusCode::kNotFound);
+
+  // Disconnected from every network, the container keeps its namespace (loopback only) and
+  // can be connected again; a detach of everything then removes it all.
+  ASSERT_TRUE(manager_->Detach("web1", "back").ok());
+  EXPECT_TRUE(nodeagent::linux::PathExists(web.netns_path));
+  EXPECT_THAT(ReadText(db.hosts_path), Not(HasSubstr("web")));
+  AttachResult again = MustAttach("web1", "", "front", {}, true);
+  EXPECT_EQ(again.interface_name, "eth0");
+  EXPECT_THAT(IpIn(web.netns_path, {"-4", "route", "show", "default"}).out, HasSubstr("dev eth0"));
+  EXPECT_THAT(ReadText(peer.hosts_path), HasSubstr(again.ip_address + "\tweb web-host"));
+  ASSERT_TRUE(manager_->Detach("web1").ok());
+  EXPECT_FALSE(nodeagent::linux::PathExists(web.netns_path));
+  EXPECT_EQ(HostLinksWithPrefix(names_.veth_prefix).size(), 2u);
+}
+
+TEST_F(NetworkManagerTest, ConnectRefusesAContainerWithoutANamespaceOfTheService) {
+  ASSERT_TRUE(manager_->CreateNetwork("front", "", "").ok());
+  AttachRequest request;
+  request.container_id = "hostmode1";
+  request.network = "front";
+  request.connect = true;
+  absl::StatusOr<AttachResult> refused = manager_->Attach(request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("no network namespace"));
+  EXPECT_THAT(HostLinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_FALSE(nodeagent::linux::PathExists(manager_->NetnsDir() + "/hostmode1"));
+  EXPECT_THAT(manager_->GetNetwork("front")->endpoints, IsEmpty());
 }
 
 }  // namespace

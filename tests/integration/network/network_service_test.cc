@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "nodeagent/v1/network.grpc.pb.h"
 #include "services/common/grpc/service_host.h"
 #include "services/common/linux/files.h"
@@ -26,6 +28,7 @@ namespace nodeagent::network {
 namespace {
 
 using ::nodeagent::testing::BackgroundProcess;
+using ::nodeagent::testing::CommandResult;
 using ::nodeagent::testing::FreeLoopbackPort;
 using ::nodeagent::testing::HostLinksWithPrefix;
 using ::nodeagent::testing::HttpdArgv;
@@ -36,6 +39,7 @@ using ::nodeagent::testing::NftTable;
 using ::nodeagent::testing::RunCommand;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 std::unique_ptr<grpc::ClientContext> Deadline(std::chrono::seconds s = 10s) {
@@ -154,6 +158,21 @@ TEST_F(NetworkServiceTest, StatusCodesAtTheEdge) {
   attach.mutable_attachment()->set_mode("host");
   EXPECT_EQ(stub->AttachContainer(Deadline().get(), attach, &attached).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // connect: only for a container the service made a namespace for.
+  v1::AttachContainerNetworkRequest connect;
+  connect.set_container_id("hostmode");
+  connect.mutable_attachment()->set_mode("edge");
+  connect.set_connect(true);
+  s = stub->AttachContainer(Deadline().get(), connect, &attached);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("connect container hostmode: the network service holds "
+                                           "no network namespace for it"));
+  v1::DetachContainerNetworkRequest disconnect;
+  disconnect.set_container_id("edge1");
+  disconnect.set_network("nosuch");
+  v1::DetachContainerNetworkResponse disconnected;
+  EXPECT_EQ(stub->DetachContainer(Deadline().get(), disconnect, &disconnected).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 
   v1::DetachContainerNetworkRequest detach;
   detach.set_container_id("edge1");
@@ -211,6 +230,133 @@ TEST_F(NetworkServiceTest, SurvivesSigkillAndCleansUpAfterRestart) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   status = daemon->Kill(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// What this node has in the kernel and on disk, listed independently of the service: links
+// with its prefixes (`ip -o link`), its nftables table, mounts below the test dir, namespace
+// pins, leases in the state files.
+struct Leftovers {
+  std::vector<std::string> links;
+  std::string nft;
+  std::vector<std::string> mounts;
+  std::vector<std::string> pins;
+  std::string leases;
+};
+
+TEST_F(NetworkServiceTest, SigkillWithEndpointsAndPortsLeavesNothingOnceRestartedAndDetached) {
+  auto snapshot = [&] {
+    Leftovers l;
+    l.links = HostLinksWithPrefix(names_.bridge_prefix);
+    for (const std::string& v : HostLinksWithPrefix(names_.veth_prefix)) l.links.push_back(v);
+    l.nft = NftTable(names_.nft_table);
+    l.mounts = MountsBelow(base_);
+    CommandResult pins = RunCommand({"ls", "-A", run_dir_ + "/netns"});
+    l.pins = absl::StrSplit(pins.out, '\n', absl::SkipEmpty());
+    CommandResult leases =
+        RunCommand({"sh", "-c",
+                    absl::StrCat("cat ", run_dir_, "/network/state.json 2>/dev/null | ",
+                                 "grep -o '\"ip\": \"[0-9.]*\"'")});
+    l.leases = leases.out;
+    return l;
+  };
+  auto print = [](const Leftovers& l) {
+    return absl::StrCat("links [", absl::StrJoin(l.links, " "), "] mounts [",
+                        absl::StrJoin(l.mounts, " "), "] pins [", absl::StrJoin(l.pins, " "),
+                        "] leases [", l.leases, "]\nnft:\n", l.nft);
+  };
+  Leftovers before = snapshot();
+  ASSERT_THAT(before.links, IsEmpty());
+  ASSERT_EQ(before.nft, "");
+
+  std::unique_ptr<BackgroundProcess> daemon = StartDaemon();
+  for (const char* name : {"leak-a", "leak-b"}) {
+    v1::CreateNetworkRequest create;
+    create.set_name(name);
+    v1::CreateNetworkResponse created;
+    ASSERT_TRUE(Stub()->CreateNetwork(Deadline().get(), create, &created).ok());
+  }
+  int port = FreeLoopbackPort();
+  auto attach = [&](const std::string& id, const std::string& network, bool connect,
+                    int host_port) {
+    v1::AttachContainerNetworkRequest request;
+    request.set_container_id(id);
+    request.set_container_name(id + "-name");
+    request.mutable_attachment()->set_mode(network);
+    request.set_connect(connect);
+    if (host_port != 0) {
+      v1::PortMapping* p = request.mutable_attachment()->add_ports();
+      p->set_host_port(host_port);
+      p->set_container_port(80);
+    }
+    v1::AttachContainerNetworkResponse response;
+    grpc::Status s = Stub()->AttachContainer(Deadline().get(), request, &response);
+    EXPECT_TRUE(s.ok()) << id << ": " << s.error_message();
+    return response;
+  };
+  v1::AttachContainerNetworkResponse web = attach("w1", "leak-a", false, port);
+  attach("w1", "leak-b", true, 0);  // Two endpoints in one namespace.
+  attach("d1", "leak-b", false, 0);
+  v1::AttachContainerNetworkResponse gone = attach("g1", "leak-a", false, 0);
+  Leftovers attached = snapshot();
+  EXPECT_EQ(attached.links.size(), 2u + 4u) << print(attached);
+  EXPECT_THAT(attached.nft, HasSubstr(absl::StrCat("dport ", port, " dnat to ")));
+  EXPECT_EQ(attached.pins.size(), 3u) << print(attached);
+  EXPECT_THAT(attached.leases, HasSubstr(web.ip_address())) << print(attached);
+
+  ASSERT_TRUE(WIFSIGNALED(daemon->Kill(SIGKILL)));
+  // While it is down: what a crash mid-attach leaves (a veth of ours and a pinned namespace
+  // that no lease owns), and a lease whose namespace is gone (its pin unmounted).
+  ASSERT_EQ(RunCommand({"ip", "link", "add", names_.veth_prefix + "0rphan01", "type", "veth",
+                        "peer", "name", names_.veth_prefix + "0rphan02"})
+                .exit_code,
+            0);
+  std::string orphan_pin = run_dir_ + "/netns/orphan";
+  ASSERT_EQ(RunCommand({"touch", orphan_pin}).exit_code, 0);
+  ASSERT_EQ(RunCommand({"unshare", "--net=" + orphan_pin, "true"}).exit_code, 0);
+  ASSERT_EQ(RunCommand({"umount", gone.netns_path()}).exit_code, 0);
+
+  daemon = StartDaemon();  // Reconcile: orphans go, live endpoints stay.
+  Leftovers restarted = snapshot();
+  EXPECT_EQ(restarted.links.size(), 2u + 3u) << print(restarted);
+  for (const std::string& link : restarted.links) {
+    EXPECT_THAT(link, Not(HasSubstr("0rphan"))) << print(restarted);
+  }
+  EXPECT_FALSE(nodeagent::linux::PathExists(orphan_pin));
+  EXPECT_FALSE(nodeagent::linux::PathExists(gone.netns_path()));
+  EXPECT_EQ(restarted.pins.size(), 2u) << print(restarted);
+  EXPECT_THAT(restarted.leases, Not(HasSubstr(gone.ip_address() + "\""))) << print(restarted);
+  EXPECT_THAT(restarted.nft,
+              HasSubstr(absl::StrCat("dport ", port, " dnat to ", web.ip_address())));
+  {
+    // The published port still reaches the container that outlived the crash.
+    std::string www = MakeTempDir(base_, "www");
+    RunCommand({"sh", "-c", "echo survived > " + www + "/index.html"});
+    BackgroundProcess httpd(HttpdArgv(web.netns_path(), 80, www));
+    EXPECT_THAT(HttpGetFromHost("127.0.0.1", port, 10s), HasSubstr("survived"));
+  }
+
+  // The containers go (as the runtime removes them), then the networks.
+  for (const char* id : {"w1", "d1", "g1"}) {
+    v1::DetachContainerNetworkRequest detach;
+    detach.set_container_id(id);
+    v1::DetachContainerNetworkResponse detached;
+    EXPECT_TRUE(Stub()->DetachContainer(Deadline().get(), detach, &detached).ok()) << id;
+  }
+  Leftovers detached = snapshot();
+  EXPECT_EQ(detached.links.size(), 2u) << print(detached);  // The two bridges.
+  EXPECT_THAT(detached.nft, Not(HasSubstr("dnat")));
+  EXPECT_THAT(detached.pins, IsEmpty());
+  EXPECT_EQ(detached.leases, "");
+  for (const char* name : {"leak-a", "leak-b"}) {
+    v1::RemoveNetworkRequest remove;
+    remove.set_name(name);
+    v1::RemoveNetworkResponse removed;
+    EXPECT_TRUE(Stub()->RemoveNetwork(Deadline().get(), remove, &removed).ok());
+  }
+  int status = daemon->Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  Leftovers after = snapshot();
+  EXPECT_EQ(print(after), print(before));
 }
 
 }  // namespace

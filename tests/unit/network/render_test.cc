@@ -49,6 +49,30 @@ TEST(RenderHostsTest, SelfAndPeersOnTheSameNetworkOnly) {
   EXPECT_THAT(hosts, Not(HasSubstr("10.213.2.2")));
 }
 
+TEST(RenderHostsTest, AContainerOnTwoNetworksSeesBothAndIsSeenOnEach) {
+  NetworkState state = TwoNetworks();
+  // web (on a) connected to b as well.
+  EndpointRecord second = state.endpoints[0];
+  second.network = "b";
+  second.ip = *Ipv4::Parse("10.213.2.3");
+  second.ifname = "eth1";
+  state.endpoints.push_back(second);
+  std::string web = RenderHosts(state, "0123456789abcdef");
+  EXPECT_THAT(web, HasSubstr("10.213.1.2\tweb web-host 0123456789ab\n"));
+  EXPECT_THAT(web, HasSubstr("10.213.2.3\tweb web-host 0123456789ab\n"));
+  EXPECT_THAT(web, HasSubstr("10.213.1.3\tclient"));
+  EXPECT_THAT(web, HasSubstr("10.213.2.2\tother"));
+  // Each peer sees web at its address on the network they share.
+  std::string other = RenderHosts(state, "1111111111111111");
+  EXPECT_THAT(other, HasSubstr("10.213.2.3\tweb"));
+  EXPECT_THAT(other, Not(HasSubstr("10.213.1.2")));
+  std::string client = RenderHosts(state, state.endpoints[1]);
+  EXPECT_THAT(client, HasSubstr("10.213.1.2\tweb"));
+  EXPECT_THAT(client, Not(HasSubstr("10.213.2.3")));
+  // A container with no endpoint left has localhost only.
+  EXPECT_THAT(RenderHosts(state, "nobody"), Not(HasSubstr("10.213.")));
+}
+
 TEST(RenderResolvConfTest, DropsLoopbackResolversKeepsSearch) {
   std::string out = RenderResolvConf(
       "# generated\nnameserver 127.0.0.53\nnameserver 10.1.2.3\nnameserver ::1\n"

@@ -99,6 +99,46 @@ TEST(StateTest, RoundTrips) {
   EXPECT_EQ(r.ports[1], (PortMapping{"", 5353, 53, "udp"}));
 }
 
+TEST(StateTest, ContainersAndInterfacesRoundTripAndOldStateGetsThem) {
+  NetworkState state;
+  state.networks.push_back(Net("10.213.3.0/24"));
+  state.containers.push_back({"c1", "web", "web1"});
+  EndpointRecord e;
+  e.container_id = "c1";
+  e.network = "n1";
+  e.ip = *Ipv4::Parse("10.213.3.2");
+  e.host_veth = "nv1";
+  e.ifname = "eth1";
+  state.endpoints.push_back(e);
+  absl::StatusOr<NetworkState> back = ParseState(SerializeState(state));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->containers.size(), 1u);
+  EXPECT_EQ(back->containers[0].hostname, "web1");
+  EXPECT_EQ(back->endpoints[0].ifname, "eth1");
+  EXPECT_EQ(NextInterfaceName(*back, "c1"), "eth0");
+  back->endpoints[0].ifname = "eth0";
+  EXPECT_EQ(NextInterfaceName(*back, "c1"), "eth1");
+  EXPECT_EQ(NextInterfaceName(*back, "c2"), "eth0");
+  EXPECT_NE(back->FindEndpoint("c1", "n1"), nullptr);
+  EXPECT_EQ(back->FindEndpoint("c1", "n2"), nullptr);
+
+  // The networks alone (what the state dir keeps).
+  absl::StatusOr<NetworkState> networks = ParseState(SerializeState(state, false));
+  ASSERT_TRUE(networks.ok());
+  EXPECT_EQ(networks->networks.size(), 1u);
+  EXPECT_TRUE(networks->containers.empty());
+  EXPECT_TRUE(networks->endpoints.empty());
+
+  // A state written before containers and interfaces were recorded.
+  absl::StatusOr<NetworkState> old = ParseState(R"({"networks":[],"endpoints":[
+      {"container_id":"c9","container_name":"old","network":"n1","ip":"10.213.3.9",
+       "host_veth":"nv9","complete":true}]})");
+  ASSERT_TRUE(old.ok()) << old.status();
+  ASSERT_EQ(old->containers.size(), 1u);
+  EXPECT_EQ(old->containers[0].container_name, "old");
+  EXPECT_EQ(old->endpoints[0].ifname, "eth0");
+}
+
 TEST(StateTest, CorruptIsDataLoss) {
   EXPECT_EQ(ParseState("{not json").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ParseState(R"({"networks":[{"name":"x"}]})").status().code(),
