@@ -13,6 +13,7 @@
 #include "services/common/log.h"
 #include "services/runtime/core/container_manager.h"
 #include "services/runtime/grpc/image_client.h"
+#include "services/runtime/grpc/network_client.h"
 #include "services/runtime/grpc/runtime_service.h"
 #include "services/runtime/linux/cgroup_driver.h"
 
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   std::string run_dir = "/run/nodeagent";
   std::string listen;
   std::string image_socket;
+  std::string network_socket;
   std::string shim_path = DefaultShimPath();
   std::string cgroup_parent = "nodeagent";
   bool debug = false;
@@ -47,6 +49,8 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "Also listen on this TCP address (e.g. 127.0.0.1:7701)");
   app.add_option("--image-socket", image_socket,
                  "Image service socket (default <run-dir>/image.sock)");
+  app.add_option("--network-socket", network_socket,
+                 "Network service socket (default <run-dir>/network.sock)");
   app.add_option("--shim", shim_path, "Path of node-shim")->capture_default_str();
   app.add_option("--cgroup-parent", cgroup_parent, "cgroup below which containers' cgroups go")
       ->capture_default_str();
@@ -56,6 +60,7 @@ int main(int argc, char** argv) {
   nodeagent::SetLogPrefix("node-runtimed");
   if (debug) nodeagent::SetLogLevel(nodeagent::LogLevel::kDebug);
   if (image_socket.empty()) image_socket = nodeagent::ServiceSocketPath(run_dir, "image");
+  if (network_socket.empty()) network_socket = nodeagent::ServiceSocketPath(run_dir, "network");
 
   auto cgroups = nodeagent::runtime::DetectCgroupDriver("/sys/fs/cgroup", cgroup_parent);
   if (!cgroups.ok()) {
@@ -64,10 +69,12 @@ int main(int argc, char** argv) {
   }
   nodeagent::LogInfo("cgroup driver %s, parent \"%s\"", (*cgroups)->Version(), cgroup_parent);
   nodeagent::runtime::ImageServiceSnapshots snapshots(image_socket);
+  nodeagent::runtime::NetworkServiceAttacher networks(network_socket);
   nodeagent::runtime::ContainerManagerOptions options;
   options.root = root;
   options.shim_path = shim_path;
-  auto manager = nodeagent::runtime::ContainerManager::Open(options, &snapshots, cgroups->get());
+  auto manager =
+      nodeagent::runtime::ContainerManager::Open(options, &snapshots, cgroups->get(), &networks);
   if (!manager.ok()) {
     nodeagent::LogError("open %s: %s", root, manager.status().ToString());
     return 1;

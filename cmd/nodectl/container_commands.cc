@@ -5,11 +5,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -20,9 +26,15 @@
 #include "cmd/nodectl/run_flags.h"
 #include "cmd/nodectl/signals.h"
 #include "services/common/linux/terminal.h"
+#include "services/network/core/state.h"
 
 namespace nodeagent::nodectl {
 namespace {
+
+// Docker's: Ctrl-P Ctrl-Q leaves an attached terminal with the container running.
+constexpr char kDefaultDetachKeys[] = "ctrl-p,ctrl-q";
+// What PumpStdio returns when the user detached (the process exits 0, as Docker's).
+constexpr int kDetached = -1;
 
 struct RunOptions {
   bool remove = false;
@@ -42,7 +54,9 @@ struct RunOptions {
   std::vector<std::string> mounts;
   bool tty = false;
   bool interactive = false;
-  std::string network = "none";
+  // Docker's default: an endpoint on the default bridge network.
+  std::string network = "bridge";
+  std::vector<std::string> publish;
   std::string ipc;
   std::string pid;
   std::string user;
@@ -55,6 +69,10 @@ struct RunOptions {
   std::string prompt;
   std::string stop_signal;
   int stop_timeout = 0;
+  std::string userns;
+  std::vector<std::string> uidmaps;
+  std::vector<std::string> gidmaps;
+  std::string detach_keys = kDefaultDetachKeys;
 };
 
 void WriteAllTo(int fd, const std::string& data) {
@@ -88,6 +106,19 @@ std::string ToJson(const google::protobuf::Message& message) {
   return json;
 }
 
+// Says why a foreground container ended when its own output may not (a start error, an OOM
+// kill) and returns its exit code.
+int ReportExit(const v1::ExitStatus& exit) {
+  if (!exit.error().empty()) PrintError(exit.error());
+  if (exit.oom_killed()) {
+    PrintError(
+        absl::StrCat("the container was killed by the kernel's OOM killer: it reached its "
+                     "memory limit (-m/--memory); exit code ",
+                     exit.exit_code()));
+  }
+  return exit.exit_code();
+}
+
 std::string StatusText(const v1::Container& c) {
   switch (c.state()) {
     case v1::CONTAINER_STATE_RUNNING:
@@ -115,6 +146,18 @@ absl::StatusOr<v1::ContainerSpec> MakeSpec(const RunOptions& options,
   spec.set_hostname(options.hostname);
   spec.set_auto_remove(options.remove);
   spec.mutable_network()->set_mode(options.network);
+  for (const std::string& published : options.publish) {
+    absl::StatusOr<network::PortMapping> port = network::ParsePortSpec(published);
+    if (!port.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid -p \"", published, "\": ", port.status().message()));
+    }
+    v1::PortMapping* p = spec.mutable_network()->add_ports();
+    p->set_host_ip(port->host_ip);
+    p->set_host_port(port->host_port);
+    p->set_container_port(port->container_port);
+    p->set_protocol(port->protocol);
+  }
   spec.set_ipc_mode(options.ipc);
   spec.set_pid_mode(options.pid);
   spec.set_user(options.user);
@@ -124,7 +167,20 @@ absl::StatusOr<v1::ContainerSpec> MakeSpec(const RunOptions& options,
   for (const std::string& opt : options.security_opts) {
     absl::string_view value = opt;
     if (absl::ConsumePrefix(&value, "seccomp=") || absl::ConsumePrefix(&value, "seccomp:")) {
-      spec.set_seccomp_profile(std::string(value));
+      if (value == "default" || value == "unconfined") {
+        spec.set_seccomp_profile(std::string(value));
+        continue;
+      }
+      // A file with a Docker-format JSON profile: its contents go to the runtime, as Docker's.
+      std::ifstream file{std::string(value)};
+      std::stringstream text;
+      text << file.rdbuf();
+      if (!file.good() || text.str().empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--security-opt seccomp=", value, ": cannot read \"", value, "\" (",
+                         strerror(errno), "); want default, unconfined or a JSON profile file"));
+      }
+      spec.set_seccomp_profile(text.str());
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unsupported --security-opt \"", opt, "\": only seccomp=... is"));
@@ -196,6 +252,35 @@ absl::StatusOr<v1::ContainerSpec> MakeSpec(const RunOptions& options,
   auto labels = ParseLabels(options.labels);
   if (!labels.ok()) return labels.status();
   spec.mutable_labels()->insert(labels->begin(), labels->end());
+  // User namespace: --userns=private (the runtime picks a range) or --uidmap/--gidmap.
+  v1::UserNamespace* userns = spec.mutable_userns();
+  for (const auto& [flag, list, out] :
+       {std::tuple{"--uidmap", &options.uidmaps, userns->mutable_uid_mappings()},
+        std::tuple{"--gidmap", &options.gidmaps, userns->mutable_gid_mappings()}}) {
+    for (const std::string& text : *list) {
+      auto m = ParseIdMapFlag(text);
+      if (!m.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": ", m.status().message()));
+      }
+      v1::IdMapping* mapping = out->Add();
+      mapping->set_container_id(m->container_id);
+      mapping->set_host_id(m->host_id);
+      mapping->set_size(m->size);
+    }
+  }
+  // One of the two maps alone stands for both, as podman's.
+  if (userns->uid_mappings().empty()) *userns->mutable_uid_mappings() = userns->gid_mappings();
+  if (userns->gid_mappings().empty()) *userns->mutable_gid_mappings() = userns->uid_mappings();
+  if (!userns->uid_mappings().empty()) {
+    if (!options.userns.empty() && options.userns != "map") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--uidmap/--gidmap and --userns=", options.userns, " do not go together"));
+    }
+    userns->set_mode("map");
+  } else {
+    userns->set_mode(options.userns == "host" ? "" : options.userns);
+  }
+  if (auto keys = ParseDetachKeys(options.detach_keys); !keys.ok()) return keys.status();
   return spec;
 }
 
@@ -299,8 +384,7 @@ int RunForeground(CliContext& ctx, const RunOptions& options,
         break;
       case v1::RunContainerResponse::kExit:
         exited = true;
-        exit_code = response.exit().exit_code();
-        if (!response.exit().error().empty()) PrintError(response.exit().error());
+        exit_code = ReportExit(response.exit());
         break;
       default:
         break;
@@ -541,11 +625,14 @@ int PauseOrUnpause(CliContext& ctx, const std::vector<std::string>& ids, bool pa
 
 // Pumps an attach or exec stream between this terminal and the container until the exit
 // message: raw mode with a tty, local input with `interactive`, window-size changes, other
-// signals sent to the container. Returns the exit code.
+// signals sent to the container. Returns the exit code, or kDetached when the input held
+// `detach_keys` (ParseDetachKeys bytes; empty: none): the call ends, the container runs on.
 template <typename Request, typename Response>
 int PumpStdio(CliContext& ctx, const std::string& container_id,
               grpc::ClientReaderWriterInterface<Request, Response>* stream,
-              grpc::ClientContext* context, Request first, bool tty, bool interactive) {
+              grpc::ClientContext* context, Request first, bool tty, bool interactive,
+              const std::string& detach_keys = "") {
+  auto detached = std::make_shared<std::atomic<bool>>(false);
   std::mutex write_mu;  // gRPC allows one writer at a time; input and resize both write.
   if (auto size = linux::TerminalSize(STDIN_FILENO); size && tty) {
     first.set_rows(static_cast<uint32_t>(size->first));
@@ -580,11 +667,31 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
   });
   if (interactive) {
     // Detached: a read() on the terminal cannot be interrupted; the process exits after this.
-    std::thread([stream, &write_mu] {
+    std::thread([stream, &write_mu, detach_keys, detached, context] {
       std::string buffer(65536, '\0');
+      size_t matched = 0;  // Bytes of detach_keys seen last, held back until they decide.
       while (true) {
         ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
         if (n < 0 && errno == EINTR) continue;
+        std::string data;
+        for (ssize_t i = 0; i < n && !detach_keys.empty(); ++i) {
+          char c = buffer[static_cast<size_t>(i)];
+          if (c == detach_keys[matched]) {
+            if (++matched < detach_keys.size()) continue;
+            // Detach: end the call; the container keeps running and its stdin stays open.
+            detached->store(true);
+            context->TryCancel();
+            return;
+          }
+          data.append(detach_keys, 0, matched);  // Not the sequence after all: pass it on.
+          matched = 0;
+          if (c == detach_keys[0]) {
+            matched = 1;
+          } else {
+            data.push_back(c);
+          }
+        }
+        if (detach_keys.empty() && n > 0) data.assign(buffer.data(), static_cast<size_t>(n));
         std::lock_guard<std::mutex> lock(write_mu);
         Request input;
         if (n <= 0) {
@@ -592,7 +699,8 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
           stream->Write(input);
           return;
         }
-        input.set_stdin(buffer.data(), static_cast<size_t>(n));
+        if (data.empty()) continue;
+        input.set_stdin(data);
         if (!stream->Write(input)) return;
       }
     }).detach();
@@ -608,13 +716,13 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
     }
     if (response.has_exit()) {
       exited = true;
-      exit_code = response.exit().exit_code();
-      if (!response.exit().error().empty()) PrintError(response.exit().error());
+      exit_code = ReportExit(response.exit());
       break;
     }
   }
   SetSignalHandler(nullptr);
   raw.reset();
+  if (!exited && detached->load()) return kDetached;
   if (exited) {
     context->TryCancel();  // Ends our half too; the input thread may still hold it open.
     return exit_code;
@@ -625,12 +733,13 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
   return kExitRunError;
 }
 
-int AttachTo(CliContext& ctx, const std::string& id, bool tty, bool interactive) {
+int AttachTo(CliContext& ctx, const std::string& id, bool tty, bool interactive,
+             const std::string& detach_keys = "") {
   grpc::ClientContext context;  // As long as the container runs.
   auto stream = ctx.Runtime()->AttachContainer(&context);
   v1::AttachContainerRequest first;
   first.set_id(id);
-  return PumpStdio(ctx, id, stream.get(), &context, first, tty, interactive);
+  return PumpStdio(ctx, id, stream.get(), &context, first, tty, interactive, detach_keys);
 }
 
 struct ExecOptions {
@@ -668,7 +777,9 @@ int RunInteractive(CliContext& ctx, const RunOptions& options,
   if (launched.id.empty()) return launched.exit_code;
   const std::string& id = launched.id;
   auto stub = ctx.Runtime();
-  int exit_code = AttachTo(ctx, id, options.tty, options.interactive);
+  int exit_code =
+      AttachTo(ctx, id, options.tty, options.interactive, *ParseDetachKeys(options.detach_keys));
+  if (exit_code == kDetached) return 0;  // Running on; with --rm the runtime removes it later.
   if (options.remove) {
     // The runtime removes it once the exit is recorded; return only after that, as `run --rm`
     // without -i does, so a script's next command sees it gone.
@@ -692,8 +803,13 @@ int RunInteractive(CliContext& ctx, const RunOptions& options,
 void AddRunFlags(CLI::App* cmd, RunOptions* options) {
   cmd->add_flag("-t,--tty", options->tty, "Allocate a terminal");
   cmd->add_flag("-i,--interactive", options->interactive, "Keep stdin open and send it");
-  cmd->add_option("--network", options->network, "none, host or container:NAME")
+  cmd->add_option("--network", options->network,
+                  "bridge (the default network), a network's name, none, host or container:NAME")
       ->capture_default_str();
+  cmd->add_option("-p,--publish", options->publish,
+                  "Publish a port: [IP:]HOSTPORT:CTRPORT[/tcp|udp] (bridge networks)")
+      ->take_all()
+      ->allow_extra_args(false);
   cmd->add_option("--ipc", options->ipc, "private, shareable, host or container:NAME");
   cmd->add_option("--pid", options->pid, "private, host or container:NAME");
   cmd->add_option("-u,--user", options->user, "uid[:gid] or name[:group]");
@@ -737,6 +853,17 @@ void AddRunFlags(CLI::App* cmd, RunOptions* options) {
   cmd->add_option("-l,--label", options->labels, "Set a label (k=v)")
       ->take_all()
       ->allow_extra_args(false);
+  cmd->add_option("--userns", options->userns,
+                  "User namespace: host (none) or private (a range of 65536 ids of its own)");
+  cmd->add_option("--uidmap", options->uidmaps, "User namespace uid map CONTAINER:HOST:SIZE")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_option("--gidmap", options->gidmaps, "User namespace gid map CONTAINER:HOST:SIZE")
+      ->take_all()
+      ->allow_extra_args(false);
+  cmd->add_option("--detach-keys", options->detach_keys,
+                  "Keys that detach from the container (Docker's syntax)")
+      ->capture_default_str();
   // IMAGE and COMMAND...: everything from the first positional on belongs to the container.
   cmd->prefix_command();
 }
@@ -848,9 +975,18 @@ void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_cod
   });
 
   auto attach_id = std::make_shared<std::string>();
+  auto attach_keys = std::make_shared<std::string>(kDefaultDetachKeys);
   CLI::App* attach = app.add_subcommand("attach", "Attach to a running container's stdio");
   attach->add_option("container", *attach_id, "Container")->required();
-  attach->callback([&context, exit_code, attach_id] {
+  attach->add_option("--detach-keys", *attach_keys, "Keys that detach (Docker's syntax)")
+      ->capture_default_str();
+  attach->callback([&context, exit_code, attach_id, attach_keys] {
+    auto keys = ParseDetachKeys(*attach_keys);
+    if (!keys.ok()) {
+      PrintError(std::string(keys.status().message()));
+      *exit_code = kExitRunError;
+      return;
+    }
     v1::GetContainerRequest request;
     request.set_id(*attach_id);
     v1::GetContainerResponse response;
@@ -862,7 +998,8 @@ void RegisterContainerCommands(CLI::App& app, CliContext& context, int* exit_cod
       return;
     }
     *exit_code = AttachTo(context, response.container().id(), response.container().spec().tty(),
-                          response.container().spec().stdin_open());
+                          response.container().spec().stdin_open(), *keys);
+    if (*exit_code == kDetached) *exit_code = 0;
   });
 
   auto force = std::make_shared<bool>(false);

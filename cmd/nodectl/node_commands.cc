@@ -36,10 +36,12 @@ struct ServiceInfo {
   bool has_root;       // Takes --root.
 };
 
+// In dependency order (the runtime calls image and network, metrics follows the runtime): `up`
+// starts them in this order, `down` stops them in the reverse one.
 constexpr ServiceInfo kServices[] = {
     {"image", "node-imaged", true},
-    {"runtime", "node-runtimed", true},
     {"network", "node-networkd", true},
+    {"runtime", "node-runtimed", true},
     {"metrics", "node-metricsd", false},
 };
 

@@ -244,4 +244,43 @@ absl::StatusOr<MountFlag> ParseMountFlag(absl::string_view text) {
   return mount;
 }
 
+absl::StatusOr<IdMapFlag> ParseIdMapFlag(absl::string_view text) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  IdMapFlag m;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &m.container_id) ||
+      !absl::SimpleAtoi(parts[1], &m.host_id) || !absl::SimpleAtoi(parts[2], &m.size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid id mapping \"", text, "\": want CONTAINER:HOST:SIZE, e.g. 0:100000:65536"));
+  }
+  if (m.size == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid id mapping \"", text, "\": size 0"));
+  }
+  return m;
+}
+
+absl::StatusOr<std::string> ParseDetachKeys(absl::string_view text) {
+  std::string keys;
+  for (absl::string_view key : absl::StrSplit(text, ',')) {
+    absl::string_view ctrl = key;
+    if (absl::ConsumePrefix(&ctrl, "ctrl-") && ctrl.size() == 1) {
+      char c = absl::ascii_tolower(ctrl[0]);
+      if (c >= 'a' && c <= 'z') {
+        keys.push_back(static_cast<char>(c - 'a' + 1));
+        continue;
+      }
+      if (absl::string_view("@[\\]^_").find(c) != absl::string_view::npos) {
+        keys.push_back(static_cast<char>(c & 0x1f));
+        continue;
+      }
+    } else if (key.size() == 1) {
+      keys.push_back(key[0]);
+      continue;
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --detach-keys \"", text, "\": key \"", key,
+                     "\" is neither one character nor ctrl-<letter or @[\\]^_>"));
+  }
+  return keys;
+}
+
 }  // namespace nodeagent::nodectl

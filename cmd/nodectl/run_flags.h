@@ -45,4 +45,16 @@ absl::StatusOr<MountFlag> ParseTmpfsFlag(absl::string_view text);
 //         [,tmpfs-size=BYTES][,tmpfs-mode=OCTAL]
 absl::StatusOr<MountFlag> ParseMountFlag(absl::string_view text);
 
+// --uidmap / --gidmap CONTAINER:HOST:SIZE (podman's syntax) -> one id mapping.
+struct IdMapFlag {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
+};
+absl::StatusOr<IdMapFlag> ParseIdMapFlag(absl::string_view text);
+
+// --detach-keys, Docker's syntax: comma-separated keys, each "ctrl-X" (X a letter or one of
+// @[\\]^_) or a single character. "ctrl-p,ctrl-q" (the default) -> "\x10\x11".
+absl::StatusOr<std::string> ParseDetachKeys(absl::string_view text);
+
 }  // namespace nodeagent::nodectl

@@ -2,11 +2,14 @@
 # start_latency.sh - container start-to-exit latency of nodeagent beside its peers, in one run.
 #
 # Each round runs, in turn (so machine drift hits all alike):
-#   nodeagent  nodectl run --rm busybox true     (CLI -> runtime -> image -> node-shim -> exec)
+#   nodeagent  nodectl run --rm --network none busybox true
+#              (CLI -> runtime -> image -> node-shim -> exec; a fresh netns with lo, as crun's)
+#   nodeagent_bridge  the same on the default bridge network (+ network service attach/detach)
 #   crun       crun run -b BUNDLE ID             (same busybox rootfs, /bin/true)
 #   runc       runc run -b BUNDLE ID
 #   unshare    unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot ROOTFS /bin/true
-# and prints medians plus the median of per-round ratios (absolute times on shared machines are
+# then create + start + wait through the runtime's gRPC API beside crun and runc (grpc_start,
+# no CLI in the figure), and prints medians plus the median of per-round ratios (absolute times on shared machines are
 # noise; ratios are the figure to compare).
 #
 # Needs root, bash >= 5, crun, runc, busybox-static and a build (NODECTL=build/bin/nodectl).
@@ -60,6 +63,8 @@ fi
 # --- our node ------------------------------------------------------------------------------
 na() { "$NODECTL" --run-dir "$RUN_DIR" "$@"; }
 cleanup() {
+  # Networks outlive the services: remove them (bridges, nftables) before the state goes.
+  na network ls -q 2>/dev/null | xargs -r -n1 "$NODECTL" --run-dir "$RUN_DIR" network rm >/dev/null 2>&1
   na down >/dev/null 2>&1
   for d in /sys/fs/cgroup/*/nodeagent-bench /sys/fs/cgroup/nodeagent-bench; do
     [ -d "$d" ] && rmdir "$d" 2>/dev/null
@@ -71,12 +76,13 @@ na up --root "$TOP/state" --log-dir "$TOP/log" --metrics-address "" \
       --cgroup-parent nodeagent-bench >/dev/null || die "nodectl up failed (see $TOP/log)"
 na run --rm busybox true || die "nodeagent cannot run busybox true"
 
-declare -a T_nodeagent T_crun T_runc T_unshare
+declare -a T_nodeagent T_nodeagent_bridge T_crun T_runc T_unshare
 run_one() {
   local id=$PREFIX-$2 t0 t1
   t0=$EPOCHREALTIME
   case $1 in
-    nodeagent) na run --rm busybox /bin/true ;;
+    nodeagent) na run --rm --network none busybox /bin/true ;;
+    nodeagent_bridge) na run --rm busybox /bin/true ;;
     crun)      crun run -b "$BUNDLE" "c$id" ;;
     runc)      runc run -b "$BUNDLE" "r$id" ;;
     unshare)   unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot "$ROOTFS" /bin/true ;;
@@ -87,7 +93,7 @@ run_one() {
 }
 
 for ((r = 1; r <= WARMUP + ROUNDS; r++)); do
-  for k in nodeagent crun runc unshare; do run_one $k $r; done
+  for k in nodeagent nodeagent_bridge crun runc unshare; do run_one $k $r; done
 done
 crun list 2>/dev/null | awk -v p="c$PREFIX-" 'index($1,p)==1{print $1}' | xargs -r -n1 crun delete -f
 runc list 2>/dev/null | awk -v p="r$PREFIX-" 'index($1,p)==1{print $1}' | xargs -r -n1 runc delete -f
@@ -106,7 +112,8 @@ ratio() {
       printf "median=%.3f min=%.3f max=%.3f n=%d", m, v[1], v[NR], NR }'
 }
 
-echo "nodeagent_run_rm_true   $(stats "${T_nodeagent[@]}")"
+echo "nodeagent_run_rm_true   $(stats "${T_nodeagent[@]}")    # --network none"
+echo "nodeagent_bridge        $(stats "${T_nodeagent_bridge[@]}")    # default bridge network"
 echo "crun_run_true           $(stats "${T_crun[@]}")    # crun $(crun --version | awk 'NR==1{print $3}')"
 echo "runc_run_true           $(stats "${T_runc[@]}")    # runc $(runc --version | awk 'NR==1{print $3}')"
 echo "unshare_chroot_floor    $(stats "${T_unshare[@]}")"
@@ -114,3 +121,13 @@ echo "ratio_nodeagent/crun    $(ratio T_nodeagent T_crun)"
 echo "ratio_nodeagent/runc    $(ratio T_nodeagent T_runc)"
 echo "ratio_nodeagent/unshare $(ratio T_nodeagent T_unshare)"
 echo "ratio_crun/unshare      $(ratio T_crun T_unshare)"
+echo "ratio_bridge/none       $(ratio T_nodeagent_bridge T_nodeagent)"
+
+GRPC_START=${GRPC_START:-$(dirname "$NODECTL")/../tests/bench/grpc_start}
+if [ -x "$GRPC_START" ]; then
+  "$GRPC_START" "$RUN_DIR/runtime.sock" "$BUNDLE" "$ROUNDS" "$WARMUP"
+  crun list 2>/dev/null | awk -v p="gc" 'index($1,p)==1{print $1}' | xargs -r -n1 crun delete -f
+  runc list 2>/dev/null | awk -v p="gr" 'index($1,p)==1{print $1}' | xargs -r -n1 runc delete -f
+else
+  echo "grpc_start not built ($GRPC_START): skipping the gRPC figures"
+fi

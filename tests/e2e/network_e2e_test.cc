@@ -8,10 +8,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -115,19 +117,6 @@ class NetworkE2E : public NodeFixture {
     RunCommand({"nft", "delete", "table", "ip", names_.nft_table});
   }
 
-  // Container networking needs the runtime to attach bridge-mode containers through this
-  // service: `run --help` then offers bridge networks (and -p for published ports).
-  static bool RunHasBridgeNetworks() {
-    std::string help = Nodectl({"run", "--help"}).out;
-    for (absl::string_view line : absl::StrSplit(help, '\n')) {
-      if (absl::StrContains(line, "--network") && absl::StrContains(line, "bridge")) return true;
-    }
-    return false;
-  }
-  static bool RunHasPublish() {
-    return RunHasBridgeNetworks() && absl::StrContains(Nodectl({"run", "--help"}).out, "--publish");
-  }
-
   // `nodectl run -d` and the new container's id.
   static std::string RunDetached(std::vector<std::string> args) {
     args.insert(args.begin(), {"run", "-d"});
@@ -145,6 +134,21 @@ class NetworkE2E : public NodeFixture {
     if (ip == std::string::npos) return "";
     ip += 15;
     return r.out.substr(ip, r.out.find('"', ip) - ip);
+  }
+
+  // Endpoints the default network holds, from `nodectl network inspect bridge`.
+  static int EndpointsOnDefaultNetwork() {
+    CommandResult r = Nodectl({"network", "inspect", "bridge"});
+    int count = 0;
+    for (size_t at = r.out.find("\"container_id\""); at != std::string::npos;
+         at = r.out.find("\"container_id\"", at + 1)) {
+      ++count;
+    }
+    return count;
+  }
+
+  static std::string Inspect(const std::string& container) {
+    return Nodectl({"inspect", container}).out;
   }
 
   static inline network::KernelNames names_;
@@ -185,9 +189,6 @@ TEST_F(NetworkE2E, CreateListInspectRemove) {
 }
 
 TEST_F(NetworkE2E, ContainersTalkByNameAndAddressAndNetworksAreIsolated) {
-  if (!RunHasBridgeNetworks()) {
-    GTEST_SKIP() << "nodectl run offers no bridge networks yet (runtime wiring)";
-  }
   ASSERT_EQ(Nodectl({"network", "create", "e2e-app"}).exit_code, 0);
   ASSERT_EQ(Nodectl({"network", "create", "e2e-other"}).exit_code, 0);
   std::string web = RunDetached({"--name", "e2e-web", "--hostname", "web1", "--network", "e2e-app",
@@ -223,7 +224,6 @@ TEST_F(NetworkE2E, ContainersTalkByNameAndAddressAndNetworksAreIsolated) {
 }
 
 TEST_F(NetworkE2E, PublishedPortOnLoopbackAndRulesGoWithTheContainer) {
-  if (!RunHasPublish()) GTEST_SKIP() << "nodectl run has no --publish yet (runtime wiring)";
   int port = FreeLoopbackPort();
   std::string id = RunDetached({"--name", "e2e-pub", "--hostname", "pub1", "-p",
                                 absl::StrCat("127.0.0.1:", port, ":80"), "busybox", "httpd", "-f",
@@ -237,6 +237,113 @@ TEST_F(NetworkE2E, PublishedPortOnLoopbackAndRulesGoWithTheContainer) {
   EXPECT_THAT(table.out, Not(HasSubstr("dnat")));
   EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(HttpGetLoopback(port, 0ms), "");
+}
+
+TEST_F(NetworkE2E, RunJoinsTheDefaultBridgeAndGivesTheEndpointBack) {
+  // Like Docker: no --network means the default bridge network, made on first use.
+  CommandResult inside =
+      Sh("ip -4 -o addr show eth0; ip route; cat /etc/hostname", {"--hostname", "dflt1"});
+  ASSERT_EQ(inside.exit_code, 0) << inside.err;
+  EXPECT_THAT(inside.out, HasSubstr("inet 10."));
+  EXPECT_THAT(inside.out, HasSubstr("default via"));
+  EXPECT_THAT(inside.out, HasSubstr("dflt1\n"));
+  EXPECT_THAT(Nodectl({"network", "ls"}).out, HasSubstr("bridge"));
+  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
+
+  // --network none: loopback only, and nothing asked of the network service.
+  CommandResult none =
+      Sh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '", {"--network", "none"});
+  EXPECT_EQ(none.out, "lo\n");
+  CommandResult no_ports =
+      Nodectl({"run", "--rm", "--network", "none", "-p", "8080:80", "busybox", "true"});
+  EXPECT_EQ(no_ports.exit_code, 125);
+  EXPECT_THAT(no_ports.err, HasSubstr("published ports need a bridge network"));
+  CommandResult bad_port = Nodectl({"run", "--rm", "-p", "8080:99999", "busybox", "true"});
+  EXPECT_EQ(bad_port.exit_code, 125);
+  EXPECT_THAT(bad_port.err, HasSubstr("99999"));
+  CommandResult no_net = Nodectl({"run", "--rm", "--network", "e2e-nope", "busybox", "true"});
+  EXPECT_EQ(no_net.exit_code, 125);
+  EXPECT_THAT(no_net.err, HasSubstr("e2e-nope"));
+  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+}
+
+TEST_F(NetworkE2E, StopGivesTheAddressBackAndStartGetsANewEndpoint) {
+  std::string id = RunDetached({"--name", "e2e-cycle", "busybox", "sleep", "1000"});
+  EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
+  EXPECT_THAT(Inspect(id), HasSubstr("\"network_settings\""));
+  ASSERT_EQ(Nodectl({"stop", "-t", "0", id}).exit_code, 0);
+  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
+  EXPECT_THAT(Inspect(id), Not(HasSubstr("\"network_settings\"")));
+  ASSERT_EQ(Nodectl({"start", id}).exit_code, 0);
+  EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
+  EXPECT_THAT(Inspect(id), HasSubstr("\"ip_address\": \"10."));
+  EXPECT_EQ(Nodectl({"rm", "-f", id}).exit_code, 0);
+  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
+}
+
+TEST_F(NetworkE2E, FailedStartLeavesNoEndpoint) {
+  CommandResult missing = Nodectl({"run", "--rm", "busybox", "/no/such/command"});
+  EXPECT_EQ(missing.exit_code, 127) << missing.err;
+  CommandResult created = Nodectl({"create", "--name", "e2e-fail", "busybox", "/no/such/cmd"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_NE(Nodectl({"start", "e2e-fail"}).exit_code, 0);
+  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
+  EXPECT_EQ(Nodectl({"rm", "e2e-fail"}).exit_code, 0);
+}
+
+TEST_F(NetworkE2E, RuntimeKilledWhileAContainerExitsStillGivesItsEndpointBack) {
+  std::string keeper = RunDetached({"--name", "e2e-keeper", "busybox", "sleep", "1000"});
+  std::string quitter = RunDetached({"--name", "e2e-quitter", "busybox", "sleep", "1000"});
+  ASSERT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 2u);
+  int quitter_pid = 0;
+  std::string quitter_state = Inspect(quitter);
+  size_t at = quitter_state.find("\"pid\": ");
+  ASSERT_NE(at, std::string::npos);
+  quitter_pid = std::atoi(quitter_state.c_str() + at + 7);
+  ASSERT_GT(quitter_pid, 1);
+  int runtime_pid = std::atoi(ReadText(RunDir() + "/runtime.pid").c_str());
+  ASSERT_GT(runtime_pid, 1);
+  ASSERT_EQ(kill(runtime_pid, SIGKILL), 0);
+  ASSERT_EQ(kill(quitter_pid, SIGKILL), 0);
+  for (int i = 0; i < 500 && kill(quitter_pid, 0) == 0; ++i) std::this_thread::sleep_for(10ms);
+  CommandResult up = Nodectl({"up", "--root", base_ + "/state", "--log-dir", base_ + "/log",
+                              "--metrics-address", "", "--cgroup-parent", cgroup_parent_});
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  // The restarted runtime finds the exit and gives the endpoint back; the keeper keeps its.
+  EXPECT_EQ(Nodectl({"wait", quitter}).out, "137\n");
+  EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
+  EXPECT_EQ(EndpointsOnDefaultNetwork(), 1);
+  EXPECT_THAT(Inspect(keeper), HasSubstr("\"ip_address\": \"10."));
+  EXPECT_EQ(Nodectl({"rm", "-f", keeper, quitter}).exit_code, 0);
+  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
+}
+
+TEST_F(NetworkE2E, NetworkServiceKilledWhileAContainerExitsGetsTheEndpointBackLater) {
+  std::string quitter = RunDetached({"--name", "e2e-orphan", "busybox", "sleep", "1000"});
+  int quitter_pid = std::atoi(InspectField(quitter, "pid").c_str());
+  ASSERT_GT(quitter_pid, 1);
+  int network_pid = std::atoi(ReadText(RunDir() + "/network.pid").c_str());
+  ASSERT_GT(network_pid, 1);
+  ASSERT_EQ(kill(network_pid, SIGKILL), 0);
+  // The container ends while nobody can take its endpoint back.
+  ASSERT_EQ(kill(quitter_pid, SIGKILL), 0);
+  EXPECT_EQ(Nodectl({"wait", quitter}).out, "137\n");
+  CommandResult up = Nodectl({"up", "--root", base_ + "/state", "--log-dir", base_ + "/log",
+                              "--metrics-address", "", "--cgroup-parent", cgroup_parent_});
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  // The runtime retries the detach once the service is back.
+  for (int i = 0; i < 200 && !LinksWithPrefix(names_.veth_prefix).empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
+  EXPECT_THAT(Inspect(quitter), Not(HasSubstr("\"network_settings\"")));
+  EXPECT_EQ(Nodectl({"rm", quitter}).exit_code, 0);
 }
 
 }  // namespace

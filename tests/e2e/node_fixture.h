@@ -69,6 +69,12 @@ class NodeFixture : public ::testing::Test {
     for (absl::string_view id : absl::StrSplit(ids.out, '\n', absl::SkipEmpty())) {
       Nodectl({"rm", "-f", std::string(id)});
     }
+    // `run` attaches to the default bridge network, made on first use; networks outlive the
+    // services (as Docker's do), so the suite removes them with their bridges and rules.
+    CommandResult nets = Nodectl({"network", "ls", "-q"});
+    for (absl::string_view net : absl::StrSplit(nets.out, '\n', absl::SkipEmpty())) {
+      Nodectl({"network", "rm", std::string(net)});
+    }
     CommandResult down = Nodectl({"down"});
     EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
     for (const std::string& dir : CgroupDirsOf(cgroup_parent_)) rmdir(dir.c_str());
@@ -84,6 +90,19 @@ class NodeFixture : public ::testing::Test {
   static CommandResult Nodectl(std::vector<std::string> args, const std::string& input = "") {
     args.insert(args.begin(), {NODECTL_PATH, "--run-dir", RunDir()});
     return RunCommand(args, input);
+  }
+  // One top-level field of `nodectl inspect CONTAINER` (the first occurrence), unquoted.
+  static std::string InspectField(const std::string& container, const std::string& key) {
+    CommandResult inspect = Nodectl({"inspect", container});
+    std::string needle = absl::StrCat("\"", key, "\": ");
+    size_t at = inspect.out.find(needle);
+    if (at == std::string::npos) return "";
+    size_t start = at + needle.size();
+    std::string value = inspect.out.substr(start, inspect.out.find_first_of(",\n", start) - start);
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    return value;
   }
   static std::string RunDir() { return base_ + "/run"; }
   static std::string ImageRoot() { return base_ + "/state/image"; }

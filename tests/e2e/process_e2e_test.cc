@@ -108,12 +108,13 @@ TEST_F(ProcessE2E, NamespaceModes) {
   char own[128] = {};
   ASSERT_GT(readlink("/proc/self/ns/net", own, sizeof(own) - 1), 0);
   EXPECT_EQ(host_net.out, absl::StrCat(own, "\n")) << host_net.err;
-  CommandResult none = Nodectl({"run", "--rm", "busybox", "ls", "/sys/class/net"});
+  CommandResult none =
+      Nodectl({"run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net"});
   EXPECT_EQ(none.out, "lo\n");
   // IPC objects (here a POSIX message queue; busybox-static has no ipcmk) are shared under
   // --ipc container: and private otherwise: the mqueue fs belongs to the IPC namespace.
-  std::string owner = Detached(
-      {"--name", "ipcowner", "busybox", "sh", "-c", "touch /dev/mqueue/nodeagent-q && sleep 600"});
+  std::string owner = Detached({"--name", "ipcowner", "--ipc", "shareable", "busybox", "sh", "-c",
+                                "touch /dev/mqueue/nodeagent-q && sleep 600"});
   std::string shared;
   for (int i = 0; i < 100 && shared.empty(); ++i) {
     shared =

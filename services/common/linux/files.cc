@@ -50,7 +50,8 @@ absl::Status WriteAll(int fd, absl::string_view data) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode,
+                             Durability durability) {
   std::string tmp = absl::StrCat(path, ".tmp-", ::getpid());
   {
     auto fd = OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
@@ -59,7 +60,7 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
       ::unlink(tmp.c_str());
       return absl::Status(s.code(), absl::StrCat("write \"", tmp, "\": ", s.message()));
     }
-    if (::fsync(fd->get()) != 0) {
+    if (durability == Durability::kHostCrash && ::fsync(fd->get()) != 0) {
       absl::Status s = LastErrnoStatus(absl::StrCat("fsync \"", tmp, "\""));
       ::unlink(tmp.c_str());
       return s;

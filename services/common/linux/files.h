@@ -16,9 +16,14 @@ namespace nodeagent::linux {
 
 absl::StatusOr<UniqueFd> OpenFile(const std::string& path, int flags, mode_t mode = 0);
 absl::StatusOr<std::string> ReadFile(const std::string& path);
-// Writes `data` to a temporary file beside `path`, fsyncs it and renames it over `path`,
-// so readers see the old or the new content and never a half-written file.
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0644);
+// What an atomic write must survive. Either way readers see the old or the new content and
+// never a half-written file; only kHostCrash pays an fsync (0.3-5 ms) to also keep it through
+// a power loss, which state that dies with the host's processes (a running container's
+// record) does not need.
+enum class Durability { kHostCrash, kServiceCrash };
+// Writes `data` to a temporary file beside `path` and renames it over `path`.
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0644,
+                             Durability durability = Durability::kHostCrash);
 absl::Status WriteAll(int fd, absl::string_view data);
 // mkdir -p.
 absl::Status MakeDirs(const std::string& path, mode_t mode = 0755);

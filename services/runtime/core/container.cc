@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "services/runtime/linux/seccomp_profile.h"
 
 namespace nodeagent::runtime {
 namespace {
@@ -49,6 +50,50 @@ std::vector<IdMapping> MappingsFromJson(const json& j) {
   return out;
 }
 
+json PortsToJson(const std::vector<PublishedPort>& ports) {
+  json out = json::array();
+  for (const PublishedPort& p : ports) {
+    out.push_back({{"host_ip", p.host_ip},
+                   {"host_port", p.host_port},
+                   {"container_port", p.container_port},
+                   {"protocol", p.protocol}});
+  }
+  return out;
+}
+
+std::vector<PublishedPort> PortsFromJson(const json& j) {
+  std::vector<PublishedPort> out;
+  for (const json& p : j) {
+    out.push_back({p.value("host_ip", ""), p.value("host_port", 0u), p.value("container_port", 0u),
+                   p.value("protocol", "tcp")});
+  }
+  return out;
+}
+
+json EndpointToJson(const NetworkEndpoint& e) {
+  return {{"network", e.network},
+          {"ip_address", e.ip_address},
+          {"prefix_length", e.prefix_length},
+          {"gateway", e.gateway},
+          {"mac_address", e.mac_address},
+          {"netns_path", e.netns_path},
+          {"hosts_path", e.hosts_path},
+          {"resolv_conf_path", e.resolv_conf_path}};
+}
+
+NetworkEndpoint EndpointFromJson(const json& j) {
+  NetworkEndpoint e;
+  e.network = j.value("network", "");
+  e.ip_address = j.value("ip_address", "");
+  e.prefix_length = j.value("prefix_length", 0);
+  e.gateway = j.value("gateway", "");
+  e.mac_address = j.value("mac_address", "");
+  e.netns_path = j.value("netns_path", "");
+  e.hosts_path = j.value("hosts_path", "");
+  e.resolv_conf_path = j.value("resolv_conf_path", "");
+  return e;
+}
+
 ContainerState StateFromName(const std::string& name) {
   if (name == "running") return ContainerState::kRunning;
   if (name == "paused") return ContainerState::kPaused;
@@ -59,6 +104,11 @@ ContainerState StateFromName(const std::string& name) {
 absl::string_view EnvKey(absl::string_view entry) { return entry.substr(0, entry.find('=')); }
 
 }  // namespace
+
+bool UsesNetworkService(absl::string_view network_mode) {
+  return !network_mode.empty() && network_mode != "none" && network_mode != "private" &&
+         network_mode != "host" && !absl::StartsWith(network_mode, "container:");
+}
 
 absl::string_view ContainerStateName(ContainerState state) {
   switch (state) {
@@ -89,6 +139,7 @@ std::string SerializeContainerRecord(const ContainerRecord& r) {
                 {"pids_limit", c.limits.pids_limit},
                 {"cpuset_cpus", c.limits.cpuset_cpus}}},
               {"network_mode", c.network_mode},
+              {"ports", PortsToJson(c.ports)},
               {"labels", c.labels},
               {"tty", c.tty},
               {"stdin_open", c.stdin_open},
@@ -125,6 +176,7 @@ std::string SerializeContainerRecord(const ContainerRecord& r) {
          {"created_unix_nanos", r.created_unix_nanos},
          {"started_unix_nanos", r.started_unix_nanos},
          {"cgroup_path", r.cgroup_path}};
+  if (r.network) j["network"] = EndpointToJson(*r.network);
   return j.dump(2);
 }
 
@@ -150,6 +202,7 @@ absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view text) {
       r.config.limits.cpuset_cpus = l.value("cpuset_cpus", "");
     }
     r.config.network_mode = c.value("network_mode", "");
+    if (c.contains("ports")) r.config.ports = PortsFromJson(c.at("ports"));
     r.config.labels = c.value("labels", std::map<std::string, std::string>{});
     r.config.tty = c.value("tty", false);
     r.config.stdin_open = c.value("stdin_open", false);
@@ -193,6 +246,7 @@ absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view text) {
     r.created_unix_nanos = j.value("created_unix_nanos", int64_t{0});
     r.started_unix_nanos = j.value("started_unix_nanos", int64_t{0});
     r.cgroup_path = j.value("cgroup_path", "");
+    if (j.contains("network")) r.network = EndpointFromJson(j.at("network"));
     return r;
   } catch (const json::exception& e) {
     return absl::DataLossError(absl::StrCat("container record: ", e.what()));
@@ -267,12 +321,30 @@ absl::Status ValidateConfig(const ContainerConfig& config) {
           absl::StrCat("invalid ", flag, " \"", mode, "\": want private, host or container:NAME"));
     }
   }
-  if (!config.seccomp_profile.empty() && config.seccomp_profile != "default" &&
-      config.seccomp_profile != "unconfined") {
+  if (!config.ports.empty() && !UsesNetworkService(config.network_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "seccomp profile \"", config.seccomp_profile,
-        "\" is not supported: use default or unconfined (custom JSON profiles are not yet)"));
+        "published ports need a bridge network: --network \"",
+        config.network_mode.empty() ? "none" : config.network_mode, "\" has no ports to publish"));
   }
+  for (const PublishedPort& port : config.ports) {
+    if (port.host_port > 65535 || port.container_port == 0 || port.container_port > 65535 ||
+        (port.protocol != "tcp" && port.protocol != "udp")) {
+      return absl::InvalidArgumentError(absl::StrCat("invalid published port ", port.host_port, ":",
+                                                     port.container_port, "/", port.protocol,
+                                                     ": want ports 1-65535 and tcp or udp"));
+    }
+  }
+  if (IsSeccompProfileJson(config.seccomp_profile)) {
+    if (auto profile = ParseSeccompProfile(config.seccomp_profile); !profile.ok()) {
+      return profile.status();
+    }
+  } else if (!config.seccomp_profile.empty() && config.seccomp_profile != "default" &&
+             config.seccomp_profile != "unconfined") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("seccomp profile \"", config.seccomp_profile,
+                     "\" is not supported: use default, unconfined or a JSON profile"));
+  }
+  if (absl::Status s = ValidateUserNamespace(config.userns); !s.ok()) return s;
   for (const MountSpec& m : config.mounts) {
     if (m.destination.empty() || m.destination.front() != '/' || m.destination == "/") {
       return absl::InvalidArgumentError(absl::StrCat("invalid mount destination \"", m.destination,
@@ -329,6 +401,73 @@ absl::StatusOr<ResolvedProcess> ResolveProcess(const ContainerConfig& config,
                 : !image.working_dir.empty() ? image.working_dir
                                              : "/";
   return process;
+}
+
+absl::Status ValidateUserNamespace(const UserNamespaceConfig& userns) {
+  const std::string& mode = userns.mode;
+  bool mapped = !userns.uid_mappings.empty() || !userns.gid_mappings.empty();
+  if (mode.empty() || mode == "host") {
+    if (!mapped) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("uid/gid mappings need --userns private or map, not \"",
+                     mode.empty() ? "host" : mode, "\""));
+  }
+  if (mode == "private") {
+    if (!mapped) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        "--userns=private picks its own id range; give --uidmap/--gidmap instead");
+  }
+  if (mode != "map") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --userns \"", mode, "\": want host, private or a --uidmap"));
+  }
+  for (const auto& [what, list] :
+       {std::pair<const char*, const std::vector<IdMapping>*>{"uid", &userns.uid_mappings},
+        {"gid", &userns.gid_mappings}}) {
+    if (list->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("a user namespace needs ", what, " mappings"));
+    }
+    if (list->size() > 340) {  // The kernel's limit on lines of uid_map.
+      return absl::InvalidArgumentError(absl::StrCat("more than 340 ", what, " mappings"));
+    }
+    for (size_t i = 0; i < list->size(); ++i) {
+      const IdMapping& m = (*list)[i];
+      std::string shown =
+          absl::StrCat(what, " mapping ", m.container_id, ":", m.host_id, ":", m.size);
+      if (m.size == 0 || uint64_t{m.container_id} + m.size > (uint64_t{1} << 32) - 1 ||
+          uint64_t{m.host_id} + m.size > (uint64_t{1} << 32) - 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "invalid ", shown, ": size must be at least 1 and the ranges below 2^32-1"));
+      }
+      for (size_t k = 0; k < i; ++k) {
+        const IdMapping& o = (*list)[k];
+        bool inside =
+            m.container_id < o.container_id + o.size && o.container_id < m.container_id + m.size;
+        bool outside = m.host_id < o.host_id + o.size && o.host_id < m.host_id + m.size;
+        if (inside || outside) {
+          return absl::InvalidArgumentError(absl::StrCat("invalid ", shown, ": overlaps ", what,
+                                                         " mapping ", o.container_id, ":",
+                                                         o.host_id, ":", o.size));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> PickUserNamespaceRange(const std::vector<IdMapping>& used) {
+  for (uint64_t base = kUserNamespaceBase; base + kUserNamespaceSize <= (uint64_t{1} << 32) - 1;
+       base += kUserNamespaceSize) {
+    bool free = true;
+    for (const IdMapping& m : used) {
+      if (base < uint64_t{m.host_id} + m.size && m.host_id < base + kUserNamespaceSize) {
+        free = false;
+        break;
+      }
+    }
+    if (free) return static_cast<uint32_t>(base);
+  }
+  return absl::ResourceExhaustedError("no free range of host ids for --userns=private");
 }
 
 }  // namespace nodeagent::runtime

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,26 @@ struct IdMapping {
   uint32_t size = 0;
 };
 
+// A port published from the host to the container (`-p [IP:]HOSTPORT:CTRPORT[/PROTO]`).
+struct PublishedPort {
+  std::string host_ip;  // Empty: every host address.
+  uint32_t host_port = 0;
+  uint32_t container_port = 0;
+  std::string protocol = "tcp";
+};
+
+// The container's endpoint on a bridge network while it runs, as the network service made it.
+struct NetworkEndpoint {
+  std::string network;
+  std::string ip_address;
+  int prefix_length = 0;
+  std::string gateway;
+  std::string mac_address;
+  std::string netns_path;  // Pinned netns the container joins.
+  std::string hosts_path;  // Bound at /etc/hosts; kept current by the network service.
+  std::string resolv_conf_path;
+};
+
 struct UserNamespaceConfig {
   std::string mode;  // "", "private" or "map".
   std::vector<IdMapping> uid_mappings;
@@ -43,7 +64,10 @@ struct ContainerConfig {
   std::string hostname;
   std::vector<MountSpec> mounts;
   CgroupLimits limits;
+  // "" or "none": loopback only; "host"; "container:REF"; "bridge" or a network name: an
+  // endpoint from the network service.
   std::string network_mode;
+  std::vector<PublishedPort> ports;
   std::map<std::string, std::string> labels;
   bool tty = false;
   bool stdin_open = false;
@@ -86,7 +110,13 @@ struct ContainerRecord {
   int64_t created_unix_nanos = 0;
   int64_t started_unix_nanos = 0;
   std::string cgroup_path;
+  // Set while the container holds an endpoint of the network service (from start until its
+  // exit has been handled); kept across runtime restarts so nothing stays attached.
+  std::optional<NetworkEndpoint> network;
 };
+
+// Whether the network mode asks the network service for an endpoint ("bridge" or a name).
+bool UsesNetworkService(absl::string_view network_mode);
 
 std::string SerializeContainerRecord(const ContainerRecord& record);
 absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view json);
@@ -116,5 +146,16 @@ struct ResolvedProcess {
 absl::StatusOr<ResolvedProcess> ResolveProcess(const ContainerConfig& config,
                                                const ImageRunDefaults& image,
                                                absl::string_view hostname);
+
+// User namespaces. --userns=private: a range of kUserNamespaceSize host ids picked by the
+// runtime at create (root inside maps to its first id), kept in the container's record.
+inline constexpr uint32_t kUserNamespaceBase = 100000;
+inline constexpr uint32_t kUserNamespaceSize = 65536;
+// The lowest kUserNamespaceBase + k * kUserNamespaceSize whose range overlaps none of the host
+// ranges in `used`; RESOURCE_EXHAUSTED when none fits below 2^32.
+absl::StatusOr<uint32_t> PickUserNamespaceRange(const std::vector<IdMapping>& used);
+// Mode "" / "host" (no mappings), "private" (no mappings: the runtime picks them) or "map"
+// (uid and gid mappings, each non-empty, non-overlapping, within 32 bits).
+absl::Status ValidateUserNamespace(const UserNamespaceConfig& userns);
 
 }  // namespace nodeagent::runtime

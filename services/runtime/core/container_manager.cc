@@ -103,39 +103,77 @@ std::vector<LogRecord> SplitLines(LogRecord record) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
-    const ContainerManagerOptions& options, SnapshotSource* snapshots, CgroupDriver* cgroups) {
+    const ContainerManagerOptions& options, SnapshotSource* snapshots, CgroupDriver* cgroups,
+    NetworkAttacher* networks) {
   if (options.shim_path.empty() || access(options.shim_path.c_str(), X_OK) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("node-shim not found or not executable at \"", options.shim_path, "\""));
   }
   NA_RETURN_IF_ERROR(linux::MakeDirs(absl::StrCat(options.root, "/containers"), 0711));
-  auto manager =
-      std::unique_ptr<ContainerManager>(new ContainerManager(options, snapshots, cgroups));
+  auto manager = std::unique_ptr<ContainerManager>(
+      new ContainerManager(options, snapshots, cgroups, networks));
   NA_ASSIGN_OR_RETURN(
       manager->monitor_,
       PidfdMonitor::Start([m = manager.get()](const std::string& id) { m->OnShimExit(id); }));
   NA_ASSIGN_OR_RETURN(manager->watches_, DirWatchHub::Start());
   NA_RETURN_IF_ERROR(manager->LoadAndReconcile());
+  if (networks != nullptr) {
+    manager->detach_retrier_ = std::thread([m = manager.get()] { m->RetryNetworkDetaches(); });
+  }
   return manager;
 }
 
 ContainerManager::ContainerManager(ContainerManagerOptions options, SnapshotSource* snapshots,
-                                   CgroupDriver* cgroups)
-    : options_(std::move(options)), snapshots_(snapshots), cgroups_(cgroups) {}
+                                   CgroupDriver* cgroups, NetworkAttacher* networks)
+    : options_(std::move(options)), snapshots_(snapshots), cgroups_(cgroups), networks_(networks) {}
 
 ContainerManager::~ContainerManager() {
+  {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+  }
+  if (detach_retrier_.joinable()) detach_retrier_.join();
   // Stop exit callbacks before the maps they touch go away. Containers keep running.
   monitor_.reset();
   watches_.reset();
+}
+
+void ContainerManager::RetryNetworkDetaches() {
+  absl::Duration delay = absl::Milliseconds(200);
+  auto closing = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closing_; };
+  for (;;) {
+    std::vector<std::shared_ptr<Entry>> pending;
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&closing), delay)) return;
+      for (const auto& [id, entry] : containers_) {
+        if (!IsLive(entry->record.state) && entry->record.network) pending.push_back(entry);
+      }
+    }
+    delay = pending.empty() ? absl::Seconds(10) : std::min(delay * 2, absl::Seconds(10));
+    for (const std::shared_ptr<Entry>& entry : pending) {
+      absl::MutexLock op(&entry->op_mu);
+      {
+        absl::MutexLock lock(&mu_);
+        if (entry->removed || IsLive(entry->record.state) || !entry->record.network) continue;
+      }
+      if (!DetachNetwork(entry).ok()) continue;  // Logged when it first failed.
+      absl::MutexLock lock(&mu_);
+      LogInfo("gave back the network endpoint of exited container %s",
+              entry->record.id.substr(0, 12));
+      if (absl::Status s = Persist(entry->record); !s.ok()) LogWarning("%s", s.ToString());
+    }
+  }
 }
 
 std::string ContainerManager::BundleDir(const std::string& id) const {
   return absl::StrCat(options_.root, "/containers/", id);
 }
 
-absl::Status ContainerManager::Persist(const ContainerRecord& record) {
+absl::Status ContainerManager::Persist(const ContainerRecord& record,
+                                       linux::Durability durability) {
   return linux::WriteFileAtomic(absl::StrCat(BundleDir(record.id), "/", kRecordFile),
-                                SerializeContainerRecord(record), 0600);
+                                SerializeContainerRecord(record), 0600, durability);
 }
 
 absl::Status ContainerManager::LoadAndReconcile() {
@@ -162,7 +200,11 @@ absl::Status ContainerManager::LoadAndReconcile() {
       names_[entry->record.name] = id;
       containers_[id] = entry;
     }
-    if (IsLive(entry->record.state)) running.push_back(entry);
+    if (IsLive(entry->record.state)) {
+      running.push_back(entry);
+    }
+    // One that exited holding an endpoint (while the runtime or the network service was down)
+    // gets it given back by RetryNetworkDetaches.
   }
 
   // cgroups of containers that no longer exist.
@@ -267,6 +309,21 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
     do {
       record.id = RandomId();
     } while (containers_.count(record.id) > 0);
+    if (record.config.userns.mode == "private") {
+      // A host id range no other container has (or is being created with), kept in the record.
+      std::vector<IdMapping> used;
+      for (const auto& [id, other] : containers_) {
+        for (const auto* list : {&other->record.config.userns.uid_mappings,
+                                 &other->record.config.userns.gid_mappings}) {
+          used.insert(used.end(), list->begin(), list->end());
+        }
+      }
+      for (const auto& [id, base] : userns_reserved_) used.push_back({0, base, kUserNamespaceSize});
+      NA_ASSIGN_OR_RETURN(uint32_t base, PickUserNamespaceRange(used));
+      userns_reserved_[record.id] = base;
+      record.config.userns.uid_mappings = {{0, base, kUserNamespaceSize}};
+      record.config.userns.gid_mappings = {{0, base, kUserNamespaceSize}};
+    }
     record.name = requested_name.empty() ? UniqueName() : requested_name;
     names_[record.name] = record.id;  // Reserved until the container exists or creation fails.
   }
@@ -281,6 +338,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
     if (absl::Status s = linux::RemoveTree(bundle); !s.ok()) LogWarning("%s", s.ToString());
     absl::MutexLock lock(&mu_);
     names_.erase(record.name);
+    userns_reserved_.erase(record.id);
   };
 
   NA_RETURN_IF_ERROR(linux::MakeDirs(absl::StrCat(bundle, "/", kRootfsDir), 0700));
@@ -295,13 +353,18 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
   record.process_env = std::move(process.env);
   record.process_cwd = std::move(process.cwd);
   record.cgroup_path = cgroups_->RelativePath(record.id);
-  NA_RETURN_IF_ERROR(Persist(record));
+  NA_RETURN_IF_ERROR(linux::WriteFileAtomic(absl::StrCat(bundle, "/", kHostnameFile),
+                                            absl::StrCat(record.config.hostname, "\n"), 0644,
+                                            linux::Durability::kServiceCrash));
+  // A created container outlives a reboot of the host, as Docker's do.
+  NA_RETURN_IF_ERROR(Persist(record, linux::Durability::kHostCrash));
 
   auto entry = std::make_shared<Entry>();
   entry->record = record;
   {
     absl::MutexLock lock(&mu_);
     containers_[record.id] = entry;
+    userns_reserved_.erase(record.id);
   }
   created = true;
   LogInfo("created container %s (%s) from %s", record.id.substr(0, 12), record.name, config.image);
@@ -329,6 +392,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
 
   auto fail = [&](const absl::Status& error) -> absl::Status {
     if (absl::Status s = cgroups_->Destroy(record.id); !s.ok()) LogWarning("%s", s.ToString());
+    if (absl::Status s = DetachNetwork(entry); !s.ok()) LogWarning("%s", s.ToString());
     absl::MutexLock lock(&mu_);
     entry->record.start_error = std::string(error.message());
     entry->record.exit = ExitRecord{};
@@ -340,14 +404,47 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
 
   auto mounts = ResolveMounts(record.config.mounts);
   if (!mounts.ok()) return fail(mounts.status());
-  auto namespaces = ResolveNamespaces(record.config);
+  // Files the runtime binds over the image's unless the caller mounts its own there.
+  auto bound_at = [&](absl::string_view path) {
+    for (const MountSpec& m : *mounts) {
+      if (m.destination == path) return true;
+    }
+    return false;
+  };
+  // POSIX shared memory lives in /dev/shm, not in the IPC namespace: --ipc host shares the
+  // host's. (Under --ipc container:X it stays the container's own: X's /dev/shm is a mount of
+  // another mount namespace, which the kernel refuses to bind; see the README.)
+  if (record.config.ipc_mode == "host" && !bound_at("/dev/shm")) {
+    mounts->push_back({"bind", "/dev/shm", "/dev/shm", {}});
+  }
+  if (!bound_at("/etc/hostname")) {
+    mounts->push_back({"bind", absl::StrCat(bundle, "/", kHostnameFile), "/etc/hostname", {}});
+  }
+  if (UsesNetworkService(record.config.network_mode)) {
+    auto endpoint = AttachNetwork(record);
+    if (!endpoint.ok()) return fail(endpoint.status());
+    {
+      // Recorded before anything else can fail, so the endpoint is given back whatever happens.
+      absl::MutexLock lock(&mu_);
+      entry->record.network = *endpoint;
+      record.network = *endpoint;
+      if (absl::Status s = Persist(entry->record); !s.ok()) return fail(s);
+    }
+    // The network service rewrites these files in place as containers come and go.
+    if (!bound_at("/etc/hosts"))
+      mounts->push_back({"bind", endpoint->hosts_path, "/etc/hosts", {}});
+    if (!bound_at("/etc/resolv.conf")) {
+      mounts->push_back({"bind", endpoint->resolv_conf_path, "/etc/resolv.conf", {}});
+    }
+  }
+  auto namespaces = ResolveNamespaces(record.config, record.network);
   if (!namespaces.ok()) return fail(namespaces.status());
   auto cgroup_dirs = cgroups_->Create(record.id, record.config.limits);
   if (!cgroup_dirs.ok()) return fail(cgroup_dirs.status());
   absl::Status written = linux::WriteFileAtomic(
       absl::StrCat(bundle, "/", kShimConfigFile),
-      SerializeShimConfig(MakeShimConfig(record, bundle, *mounts, *namespaces, *cgroup_dirs)),
-      0600);
+      SerializeShimConfig(MakeShimConfig(record, bundle, *mounts, *namespaces, *cgroup_dirs)), 0600,
+      linux::Durability::kServiceCrash);
   if (!written.ok()) return fail(written);
   auto launched = LaunchShim(options_.shim_path, bundle, options_.start_timeout);
   if (!launched.ok()) return fail(launched.status());
@@ -417,6 +514,8 @@ void ContainerManager::FinishExit(const std::shared_ptr<Entry>& entry) {
   }
   // Also ends anything the container left behind if its shim was killed.
   if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
+  // Docker gives the address back at stop too; a restart gets a fresh endpoint.
+  if (absl::Status s = DetachNetwork(entry); !s.ok()) LogWarning("%s", s.ToString());
   ContainerRecord record;
   {
     absl::MutexLock lock(&mu_);
@@ -440,6 +539,8 @@ absl::Status ContainerManager::RemoveResources(const std::shared_ptr<Entry>& ent
   }
   NA_RETURN_IF_ERROR(
       Annotate(cgroups_->Destroy(record.id), absl::StrCat("remove container ", record.name)));
+  NA_RETURN_IF_ERROR(
+      Annotate(DetachNetwork(entry), absl::StrCat("remove container ", record.name)));
   NA_RETURN_IF_ERROR(
       Annotate(snapshots_->Remove(record.id), absl::StrCat("remove container ", record.name)));
   NA_RETURN_IF_ERROR(Annotate(linux::RemoveTree(BundleDir(record.id)),
@@ -651,7 +752,8 @@ absl::StatusOr<ContainerManager::ExecSession> ContainerManager::StartExec(
   NA_RETURN_IF_ERROR(linux::MakeDirs(session.dir, 0700));
   absl::Cleanup remove_dir = [&session] { (void)linux::RemoveTree(session.dir); };
   NA_RETURN_IF_ERROR(linux::WriteFileAtomic(absl::StrCat(session.dir, "/process.json"),
-                                            SerializeExecProcess(process), 0600));
+                                            SerializeExecProcess(process), 0600,
+                                            linux::Durability::kServiceCrash));
   auto launched =
       LaunchExecShim(options_.shim_path, BundleDir(record.id), exec_id, options_.start_timeout);
   if (!launched.ok()) {
@@ -684,8 +786,44 @@ absl::StatusOr<std::vector<MountInfoEntry>> ContainerManager::Mounts(const std::
   return ReadMountInfo(pid);
 }
 
+absl::StatusOr<NetworkEndpoint> ContainerManager::AttachNetwork(const ContainerRecord& record) {
+  const std::string& network = record.config.network_mode;
+  if (networks_ == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "network \"", network, "\" needs the network service, and this runtime has none"));
+  }
+  absl::StatusOr<NetworkEndpoint> endpoint = networks_->Attach(
+      {record.id, record.name, record.config.hostname, network, record.config.ports});
+  if (!endpoint.ok()) {
+    return Annotate(endpoint.status(), absl::StrCat("attach to network \"", network, "\""));
+  }
+  return endpoint;
+}
+
+absl::Status ContainerManager::DetachNetwork(const std::shared_ptr<Entry>& entry) {
+  std::string id;
+  std::string network;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!entry->record.network) return absl::OkStatus();
+    id = entry->record.id;
+    network = entry->record.network->network;
+  }
+  if (networks_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", id.substr(0, 12), " holds an endpoint on network \"", network,
+                     "\" but this runtime has no network service to give it back to"));
+  }
+  NA_RETURN_IF_ERROR(Annotate(
+      networks_->Detach(id),
+      absl::StrCat("detach container ", id.substr(0, 12), " from network \"", network, "\"")));
+  absl::MutexLock lock(&mu_);
+  entry->record.network.reset();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::optional<std::vector<ShimNamespace>>> ContainerManager::ResolveNamespaces(
-    const ContainerConfig& config) {
+    const ContainerConfig& config, const std::optional<NetworkEndpoint>& endpoint) {
   // Each mode: "" / "private" (and for ipc "shareable", for net "none"): a new namespace;
   // "host": the host's; "container:REF": the namespace of that running container.
   struct Mode {
@@ -697,6 +835,11 @@ absl::StatusOr<std::optional<std::vector<ShimNamespace>>> ContainerManager::Reso
   std::vector<ShimNamespace> namespaces = {{"mnt", ""}, {"uts", ""}, {"cgroup", ""}};
   bool all_default = true;
   for (const Mode& m : modes) {
+    if (m.type == std::string("net") && endpoint) {
+      namespaces.push_back({"net", endpoint->netns_path});
+      all_default = false;
+      continue;
+    }
     if (m.mode.empty() || m.mode == "private" || m.mode == "none" || m.mode == "shareable") {
       namespaces.push_back({m.type, ""});
       continue;
@@ -705,14 +848,23 @@ absl::StatusOr<std::optional<std::vector<ShimNamespace>>> ContainerManager::Reso
     if (m.mode == "host") continue;
     absl::string_view other = m.mode;
     if (!absl::ConsumePrefix(&other, "container:")) {
-      return absl::UnimplementedError(absl::StrCat(
-          m.type, " mode \"", m.mode, "\" needs the network service (bridge networks)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown ", m.type, " namespace mode \"", m.mode, "\""));
     }
     auto pid = LivePid(std::string(other));
     if (!pid.ok()) return Annotate(pid.status(), absl::StrCat("join the ", m.type, " namespace"));
+    if (m.type == std::string("ipc")) {
+      // As in Docker, a container's IPC namespace is its own unless it was made shareable.
+      NA_ASSIGN_OR_RETURN(ContainerRecord owner, Get(std::string(other)));
+      if (owner.config.ipc_mode != "shareable") {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot join the IPC namespace of container ", owner.name,
+                         ": it is private; start it with --ipc shareable"));
+      }
+    }
     namespaces.push_back({m.type, absl::StrCat("/proc/", *pid, "/ns/", m.type)});
   }
-  if (config.userns.mode == "map") {
+  if (config.userns.mode == "map" || config.userns.mode == "private") {
     namespaces.push_back({"user", ""});
     all_default = false;
   }

@@ -9,15 +9,18 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/common/linux/files.h"
 #include "services/runtime/core/container.h"
 #include "services/runtime/core/event_hub.h"
 #include "services/runtime/core/log_format.h"
+#include "services/runtime/core/network_attacher.h"
 #include "services/runtime/core/snapshot_source.h"
 #include "services/runtime/linux/attach_session.h"
 #include "services/runtime/linux/cgroup_driver.h"
@@ -40,7 +43,8 @@ class ContainerManager {
   using CancelledFn = std::function<bool()>;
 
   static absl::StatusOr<std::unique_ptr<ContainerManager>> Open(
-      const ContainerManagerOptions& options, SnapshotSource* snapshots, CgroupDriver* cgroups);
+      const ContainerManagerOptions& options, SnapshotSource* snapshots, CgroupDriver* cgroups,
+      NetworkAttacher* networks = nullptr);
   ~ContainerManager();
 
   absl::StatusOr<ContainerRecord> Create(const std::string& name, const ContainerConfig& config);
@@ -107,11 +111,14 @@ class ContainerManager {
   };
 
   ContainerManager(ContainerManagerOptions options, SnapshotSource* snapshots,
-                   CgroupDriver* cgroups);
+                   CgroupDriver* cgroups, NetworkAttacher* networks);
   absl::Status LoadAndReconcile();
   std::string BundleDir(const std::string& id) const;
   absl::StatusOr<std::shared_ptr<Entry>> Find(const std::string& ref);
-  absl::Status Persist(const ContainerRecord& record);
+  // State changes after create need only survive a crash of this service: a host crash ends
+  // the containers too, and the reconcile on start corrects what the record says.
+  absl::Status Persist(const ContainerRecord& record,
+                       linux::Durability durability = linux::Durability::kServiceCrash);
   std::string UniqueName() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnShimExit(const std::string& id);
   // Records the exit of a running container and releases its cgroup. Caller holds op_mu.
@@ -124,7 +131,15 @@ class ContainerManager {
   // The namespaces node-shim makes or joins, from the network/ipc/pid modes and userns;
   // nullopt when all are the defaults (new pid, mnt, uts, ipc, net, cgroup).
   absl::StatusOr<std::optional<std::vector<ShimNamespace>>> ResolveNamespaces(
-      const ContainerConfig& config);
+      const ContainerConfig& config, const std::optional<NetworkEndpoint>& endpoint);
+  // Gets the container an endpoint on its bridge network (network modes "bridge" and names).
+  absl::StatusOr<NetworkEndpoint> AttachNetwork(const ContainerRecord& record);
+  // Gives back the endpoint of a container that is not running, if it holds one; the record
+  // keeps it until the network service confirms. Caller holds op_mu.
+  absl::Status DetachNetwork(const std::shared_ptr<Entry>& entry);
+  // Gives back the endpoints of exited containers whose detach failed (the network service
+  // was down, or not up yet when this runtime started), with backoff, until closing.
+  void RetryNetworkDetaches();
   // The mounts node-shim applies: named volumes become binds of their directories (created on
   // first use); bind sources must exist.
   absl::StatusOr<std::vector<MountSpec>> ResolveMounts(const std::vector<MountSpec>& mounts);
@@ -132,6 +147,7 @@ class ContainerManager {
   const ContainerManagerOptions options_;
   SnapshotSource* const snapshots_;
   CgroupDriver* const cgroups_;
+  NetworkAttacher* const networks_;  // Null: bridge networks are unavailable.
   std::unique_ptr<PidfdMonitor> monitor_;
   std::unique_ptr<DirWatchHub> watches_;
   EventHub events_;
@@ -139,6 +155,10 @@ class ContainerManager {
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> containers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> names_ ABSL_GUARDED_BY(mu_);  // name -> id
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread detach_retrier_;
+  // --userns=private ranges picked by creates still in progress: id -> first host id.
+  std::map<std::string, uint32_t> userns_reserved_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace nodeagent::runtime

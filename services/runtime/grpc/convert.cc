@@ -36,6 +36,10 @@ ContainerConfig ConfigFromProto(const v1::ContainerSpec& spec) {
   c.limits.pids_limit = spec.resources().pids_limit();
   c.limits.cpuset_cpus = spec.resources().cpuset_cpus();
   c.network_mode = spec.network().mode();
+  for (const v1::PortMapping& p : spec.network().ports()) {
+    c.ports.push_back({p.host_ip(), p.host_port(), p.container_port(),
+                       p.protocol().empty() ? "tcp" : p.protocol()});
+  }
   c.labels.insert(spec.labels().begin(), spec.labels().end());
   c.tty = spec.tty();
   c.stdin_open = spec.stdin_open();
@@ -82,6 +86,13 @@ void ConfigToProto(const ContainerConfig& c, v1::ContainerSpec* spec) {
   r->set_pids_limit(c.limits.pids_limit);
   r->set_cpuset_cpus(c.limits.cpuset_cpus);
   spec->mutable_network()->set_mode(c.network_mode);
+  for (const PublishedPort& p : c.ports) {
+    v1::PortMapping* out = spec->mutable_network()->add_ports();
+    out->set_host_ip(p.host_ip);
+    out->set_host_port(p.host_port);
+    out->set_container_port(p.container_port);
+    out->set_protocol(p.protocol);
+  }
   spec->mutable_labels()->insert(c.labels.begin(), c.labels.end());
   spec->set_tty(c.tty);
   spec->set_stdin_open(c.stdin_open);
@@ -126,6 +137,15 @@ void ContainerToProto(const ContainerRecord& r, v1::Container* out) {
   out->set_finished_unix_nanos(r.exit.finished_unix_nanos);
   out->set_image_id(r.image_id);
   out->set_cgroup_path(r.cgroup_path);
+  if (r.network) {
+    v1::ContainerNetworkSettings* n = out->mutable_network_settings();
+    n->set_network(r.network->network);
+    n->set_ip_address(r.network->ip_address);
+    n->set_prefix_length(r.network->prefix_length);
+    n->set_gateway(r.network->gateway);
+    n->set_mac_address(r.network->mac_address);
+    n->set_netns_path(r.network->netns_path);
+  }
 }
 
 void ExitToProto(const ExitRecord& exit, absl::string_view error, v1::ExitStatus* out) {

@@ -28,6 +28,7 @@
 #include "services/runtime/linux/exec_lookup.h"
 #include "services/runtime/linux/rootfs.h"
 #include "services/runtime/linux/security.h"
+#include "services/runtime/linux/spawn.h"
 
 namespace nodeagent::runtime {
 namespace {
@@ -105,30 +106,63 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
   return out;
 }
 
-// Waits until node-shim has written the id maps (one byte on sync_fd), then becomes root of the
-// user namespace.
-absl::Status WaitForIdMaps(int sync_fd) {
-  char c;
+// Waits until node-shim has written the id maps and mounted the rootfs (userns_rootfs.h), then
+// becomes root of the user namespace. Returns the rootfs's O_PATH fd and, index-aligned with
+// config.mounts, the bind sources node-shim cloned.
+absl::StatusOr<std::vector<UniqueFd>> WaitForIdMaps(int sync_fd, size_t slots) {
+  std::string flags(slots, '\0');
+  struct iovec iov = {flags.data(), flags.size()};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxPassedFds));
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
   ssize_t n;
   do {
-    n = ::read(sync_fd, &c, 1);
+    n = ::recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
-  // One byte, not EOF: this process holds a copy of the write end until exec.
-  if (n != 1) return absl::InternalError("user namespace: node-shim did not write the id maps");
+  // Every flag byte, not EOF: this process holds a copy of the other end until exec.
+  if (n != static_cast<ssize_t>(slots)) {
+    return absl::InternalError("user namespace: node-shim did not write the id maps");
+  }
+  std::vector<int> received;
+  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr;
+       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    std::vector<int> fds(count);
+    std::memcpy(fds.data(), CMSG_DATA(cmsg), count * sizeof(int));
+    received.insert(received.end(), fds.begin(), fds.end());
+  }
+  std::vector<UniqueFd> out(slots);
+  size_t next = 0;
+  for (size_t i = 0; i < slots; ++i) {
+    if (flags[i] != '1') continue;
+    if (next >= received.size()) return absl::InternalError("user namespace: fds missing");
+    out[i].Reset(received[next++]);
+  }
+  if (!out[0]) return absl::InternalError("user namespace: node-shim sent no rootfs");
   if (::setresgid(0, 0, 0) != 0) return LastErrnoStatus("setgid 0 in the user namespace");
   if (::setresuid(0, 0, 0) != 0) return LastErrnoStatus("setuid 0 in the user namespace");
-  return absl::OkStatus();
+  return out;
 }
 
 // Returns only on failure.
 absl::Status SetUpAndExec(const ShimConfig& config, const ContainerInitArgs& args) {
   NA_RETURN_IF_ERROR(SetUpStdio(args));
   NA_RETURN_IF_ERROR(ResetProcessState());
-  if (args.sync_fd >= 0) NA_RETURN_IF_ERROR(WaitForIdMaps(args.sync_fd));
+  std::vector<UniqueFd> prepared;  // The rootfs, then the bind sources (user namespace).
+  if (args.sync_fd >= 0) {
+    NA_ASSIGN_OR_RETURN(prepared, WaitForIdMaps(args.sync_fd, 1 + config.mounts.size()));
+  }
   NA_ASSIGN_OR_RETURN(ProcessSetup setup, FirstProcessSetup(config));
   setup.console_fd = args.console_fd;
   NA_RETURN_IF_ERROR(JoinCgroups(args));
-  NA_ASSIGN_OR_RETURN(std::string rootfs, PrepareRootfs(config));
+  int mounted_root = prepared.empty() ? -1 : prepared[0].get();
+  std::vector<UniqueFd> binds;
+  for (size_t i = 1; i < prepared.size(); ++i) binds.push_back(std::move(prepared[i]));
+  NA_ASSIGN_OR_RETURN(std::string rootfs, PrepareRootfs(config, mounted_root, std::move(binds)));
   if (args.new_namespaces & CLONE_NEWUTS) NA_RETURN_IF_ERROR(SetHostname(config));
   if (args.new_namespaces & CLONE_NEWNET) NA_RETURN_IF_ERROR(LoopbackUp());
   NA_RETURN_IF_ERROR(PivotRoot(rootfs));
@@ -277,11 +311,13 @@ absl::StatusOr<ProcessSetup> FirstProcessSetup(const ShimConfig& config) {
                       EffectiveCapabilities(config.cap_add, config.cap_drop, config.privileged));
   std::string seccomp = config.seccomp;
   if (seccomp.empty()) seccomp = config.privileged ? "unconfined" : "default";
-  if (seccomp != "default" && seccomp != "unconfined") {
+  if (IsSeccompProfileJson(seccomp)) {
+    NA_ASSIGN_OR_RETURN(setup.seccomp_profile, ParseSeccompProfile(seccomp));
+  } else if (seccomp != "default" && seccomp != "unconfined") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "seccomp profile \"", seccomp, "\": only \"default\" and \"unconfined\" are supported"));
+        "seccomp profile \"", seccomp, "\": want \"default\", \"unconfined\" or a JSON profile"));
   }
-  setup.seccomp = seccomp == "default";
+  setup.seccomp = seccomp != "unconfined";
   setup.no_new_privs = config.no_new_privs.value_or(!config.privileged);
   setup.init = config.init;
   setup.init_prompt = config.init_prompt;
@@ -311,7 +347,11 @@ absl::Status FinishAndExec(const ProcessSetup& setup) {
   // Privileges last. The filter goes in before the capabilities drop so that it can be
   // installed without no_new_privs; every syscall after it is one the filter allows.
   if (setup.no_new_privs) NA_RETURN_IF_ERROR(SetNoNewPrivs());
-  if (setup.seccomp) NA_RETURN_IF_ERROR(InstallDefaultSeccomp(setup.capabilities));
+  if (setup.seccomp && setup.seccomp_profile.has_value()) {
+    NA_RETURN_IF_ERROR(InstallSeccompProfile(*setup.seccomp_profile, setup.capabilities));
+  } else if (setup.seccomp) {
+    NA_RETURN_IF_ERROR(InstallDefaultSeccomp(setup.capabilities));
+  }
   NA_RETURN_IF_ERROR(ApplyUserAndCapabilities(user, setup.capabilities));
 
   if (setup.init) {

@@ -10,11 +10,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "services/runtime/linux/seccomp_profile.h"
 #include "services/runtime/linux/shim_protocol.h"
 
 namespace nodeagent::runtime {
@@ -62,6 +64,8 @@ struct ProcessSetup {
   int console_fd = -1;  // With tty: where the pty master goes.
   uint64_t capabilities = 0;
   bool seccomp = true;
+  // With seccomp: a Docker-format profile (seccomp_profile.h) instead of the default filter.
+  std::optional<SeccompProfile> seccomp_profile;
   bool no_new_privs = true;
   bool init = false;
   std::string init_prompt;

@@ -174,6 +174,7 @@ absl::StatusOr<Exec> StartExec(const std::string& bundle, const std::string& dir
   NA_ASSIGN_OR_RETURN(ProcessSetup hardening, FirstProcessSetup(security));
   setup.capabilities = hardening.capabilities;
   setup.seccomp = hardening.seccomp;
+  setup.seccomp_profile = hardening.seccomp_profile;
   setup.no_new_privs = hardening.no_new_privs;
 
   // The child is born in the container's pid namespace: this process's pid_for_children.

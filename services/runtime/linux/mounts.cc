@@ -11,10 +11,13 @@
 #include <climits>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "services/common/linux/errno_status.h"
+#include "services/common/linux/files.h"
 #include "services/common/status_macros.h"
 #include "services/runtime/linux/mount_options.h"
 
@@ -124,23 +127,44 @@ struct MountTarget {
   }
 };
 
-absl::Status ApplyMount(const ShimMount& m, MountTarget& target) {
+absl::Status ApplyMount(const ShimMount& m, MountTarget& target, int detached_bind = -1) {
   NA_ASSIGN_OR_RETURN(MountOptions opts, ParseMountOptions(m.options));
   const bool bind = m.type == "bind" || opts.IsBind();
   CreateAs create = CreateAs::kDirectory;
   struct stat st;
-  if (bind && ::stat(m.source.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+  // A clone's own inode: its source path may be out of reach (a user namespace's root).
+  int stat_rc = detached_bind >= 0 ? ::fstat(detached_bind, &st) : ::stat(m.source.c_str(), &st);
+  if (bind && stat_rc == 0 && !S_ISDIR(st.st_mode)) {
     create = CreateAs::kFile;  // A file can only be bound onto a file.
   }
   const std::string& shown = target.path;
   NA_ASSIGN_OR_RETURN(std::string path, target.Resolve(create));
+  if (target.root_fd >= 0) {
+    // A destination that resolves (through the image's or a mount's symlinks) to the root
+    // itself would bury the whole rootfs.
+    struct stat dest, root;
+    if (::fstat(target.resolved.get(), &dest) == 0 && ::fstat(target.root_fd, &root) == 0 &&
+        dest.st_dev == root.st_dev && dest.st_ino == root.st_ino) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mount destination \"", shown, "\" resolves to the container's root directory"));
+    }
+  }
   if (bind) {
     if (!opts.data.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("bind mount \"", m.source, "\" -> \"", shown,
                                                      "\": unknown options \"", opts.data, "\""));
     }
     bool recursive = (opts.flags & MS_REC) != 0;
-    NA_RETURN_IF_ERROR(Mount(m.source, path, "", MS_BIND | (recursive ? MS_REC : 0), "", shown));
+    if (detached_bind >= 0) {
+      // The target as the fd itself: move_mount refuses a /proc/self/fd magic link (EINVAL).
+      if (::move_mount(detached_bind, "", target.resolved.get(), "",
+                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+        return LastErrnoStatus(
+            absl::StrCat("move_mount \"", m.source, "\" (shared) -> \"", shown, "\""));
+      }
+    } else {
+      NA_RETURN_IF_ERROR(Mount(m.source, path, "", MS_BIND | (recursive ? MS_REC : 0), "", shown));
+    }
     if (unsigned long attrs = opts.flags & kBindAttrFlags; attrs != 0) {
       NA_ASSIGN_OR_RETURN(path, target.Resolve(CreateAs::kNothing));
       NA_RETURN_IF_ERROR(SetMountAttributes(path, attrs, recursive, shown));
@@ -247,9 +271,43 @@ absl::StatusOr<UniqueFd> OpenInRoot(int root_fd, absl::string_view path, CreateA
   return dir;
 }
 
-absl::Status MountInRoot(int root_fd, const ShimMount& m) {
+absl::Status MountInRoot(int root_fd, const ShimMount& m, int detached_bind) {
   MountTarget target{root_fd, m.destination, {}};
-  return ApplyMount(m, target);
+  return ApplyMount(m, target, detached_bind);
+}
+
+absl::StatusOr<UniqueFd> CloneSharedBindSource(const ShimMount& m) {
+  NA_ASSIGN_OR_RETURN(MountOptions opts, ParseMountOptions(m.options));
+  const bool recursive = (opts.flags & MS_REC) != 0;
+  const std::string what = absl::StrCat("bind \"", m.source, "\" -> \"", m.destination, "\"");
+  // Which mount the source is on, and whether that mount is shared (mountinfo's optional
+  // fields: "shared:N").
+  struct statx stx = {};
+  if (::statx(AT_FDCWD, m.source.c_str(), 0, STATX_MNT_ID, &stx) != 0) {
+    return LastErrnoStatus(absl::StrCat(what, ": statx"));
+  }
+  NA_ASSIGN_OR_RETURN(std::string mountinfo, linux::ReadFile("/proc/self/mountinfo"));
+  bool shared = false;
+  std::string mount_point = "?";
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    uint64_t id = 0;
+    if (f.size() < 7 || !absl::SimpleAtoi(f[0], &id) || id != stx.stx_mnt_id) continue;
+    mount_point = std::string(f[4]);
+    for (size_t i = 6; i < f.size() && f[i] != "-"; ++i) {
+      if (absl::StartsWith(f[i], "shared:")) shared = true;
+    }
+    break;
+  }
+  if (!shared) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": bind-propagation shared needs the source's mount (\"", mount_point,
+        "\") to be shared on the host; make it so with mount --make-shared ", mount_point));
+  }
+  int fd = ::open_tree(AT_FDCWD, m.source.c_str(),
+                       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+  if (fd < 0) return LastErrnoStatus(absl::StrCat(what, ": open_tree"));
+  return UniqueFd(fd);
 }
 
 absl::Status MountAtPath(const ShimMount& m, const std::string& target_path) {

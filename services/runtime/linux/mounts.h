@@ -39,7 +39,18 @@ absl::StatusOr<linux::UniqueFd> OpenInRoot(int root_fd, absl::string_view path,
 // destination (a file when a bind source is not a directory). Binds are remounted when flags
 // such as "ro" need it, keeping nosuid/nodev/noexec the source already had; propagation
 // ("rslave", ...) is applied last.
-absl::Status MountInRoot(int root_fd, const ShimMount& m);
+//
+// `detached_bind` >= 0: a bind's source cloned earlier (CloneSharedBindSource, or node-shim's
+// clone for a user namespace), attached with move_mount instead of a new bind (so a shared
+// one stays in the source's peer group).
+absl::Status MountInRoot(int root_fd, const ShimMount& m, int detached_bind = -1);
+
+// For a bind with "shared"/"rshared" propagation, before the mount namespace is made a slave
+// of the host's (rootfs.h): a detached clone (open_tree) of m.source that is a peer of the
+// host's mount, so that mounts made below the container's copy propagate back to the host,
+// as Docker's rshared binds do. The source's mount must be shared on the host already (the
+// runtime never changes the host's propagation): FAILED_PRECONDITION naming it otherwise.
+absl::StatusOr<linux::UniqueFd> CloneSharedBindSource(const ShimMount& m);
 
 // Applies one ShimMount at host path `target` (the rootfs itself).
 absl::Status MountAtPath(const ShimMount& m, const std::string& target);

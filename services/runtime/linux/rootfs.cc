@@ -13,6 +13,7 @@
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/unique_fd.h"
 #include "services/common/status_macros.h"
+#include "services/runtime/linux/mount_options.h"
 #include "services/runtime/linux/mounts.h"
 
 namespace nodeagent::runtime {
@@ -88,18 +89,32 @@ absl::Status MountDev(int root_fd) {
 
 }  // namespace
 
-absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config) {
+absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config, int mounted_root,
+                                          std::vector<UniqueFd> binds) {
+  // Binds that are to share mounts with the host: cloned while this namespace's copies are
+  // still peers of the host's mounts (not in a user namespace: there the kernel made them
+  // slaves already, and mounts propagate from the host only).
+  std::vector<UniqueFd> shared_binds = std::move(binds);
+  shared_binds.resize(config.mounts.size());
+  for (size_t i = 0; mounted_root < 0 && i < config.mounts.size(); ++i) {
+    const ShimMount& m = config.mounts[i];
+    NA_ASSIGN_OR_RETURN(MountOptions opts, ParseMountOptions(m.options));
+    if ((m.type == "bind" || opts.IsBind()) && (opts.propagation & MS_SHARED)) {
+      NA_ASSIGN_OR_RETURN(shared_binds[i], CloneSharedBindSource(m));
+    }
+  }
   // Mounts copied from the host keep the host's propagation; a shared one would carry every
   // mount below back out. As slaves they still receive the host's later mounts, and send
   // nothing.
   NA_RETURN_IF_ERROR(Mount("", "/", "", MS_REC | MS_SLAVE, "", "/ (in the new namespace)"));
 
-  const std::string rootfs = absl::StrCat(config.bundle, "/", kRootfsDir);
-  if (config.rootfs_mounts.empty()) {
+  const std::string rootfs =
+      mounted_root >= 0 ? FdPath(mounted_root) : absl::StrCat(config.bundle, "/", kRootfsDir);
+  if (mounted_root < 0 && config.rootfs_mounts.empty()) {
     NA_RETURN_IF_ERROR(MountAtPath(ShimMount{"bind", rootfs, "", {"rbind"}}, rootfs));
   }
-  for (const ShimMount& m : config.rootfs_mounts) {
-    NA_RETURN_IF_ERROR(MountAtPath(m, rootfs));
+  for (size_t i = 0; mounted_root < 0 && i < config.rootfs_mounts.size(); ++i) {
+    NA_RETURN_IF_ERROR(MountAtPath(config.rootfs_mounts[i], rootfs));
   }
 
   int fd = ::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -108,11 +123,16 @@ absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config) {
   NA_RETURN_IF_ERROR(
       MountInRoot(root.get(), Special("proc", "/proc", {"nosuid", "noexec", "nodev"})));
   NA_RETURN_IF_ERROR(MountDev(root.get()));
-  NA_RETURN_IF_ERROR(MountInRoot(
-      root.get(),
-      Special("sysfs", "/sys", {"nosuid", "noexec", "nodev", config.privileged ? "rw" : "ro"})));
-  for (const ShimMount& m : config.mounts) {
-    NA_RETURN_IF_ERROR(MountInRoot(root.get(), m));
+  // In a user namespace node-shim mounted /sys already, from inside the container's network
+  // namespace (userns_rootfs.h): the mapped root may not mount sysfs for a network namespace it
+  // does not own (a bridge network's).
+  if (mounted_root < 0) {
+    NA_RETURN_IF_ERROR(MountInRoot(
+        root.get(),
+        Special("sysfs", "/sys", {"nosuid", "noexec", "nodev", config.privileged ? "rw" : "ro"})));
+  }
+  for (size_t i = 0; i < config.mounts.size(); ++i) {
+    NA_RETURN_IF_ERROR(MountInRoot(root.get(), config.mounts[i], shared_binds[i].get()));
   }
   return rootfs;
 }
@@ -121,6 +141,11 @@ absl::Status PivotRoot(const std::string& rootfs) {
   int fd = ::open(rootfs.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (fd < 0) return LastErrnoStatus(absl::StrCat("open \"", rootfs, "\""));
   UniqueFd new_root(fd);
+  // The old root, held by fd: after pivot_root(".", ".") the path "." names the new root for
+  // mount(2) (only umount follows to the mount stacked on top of it).
+  int old_fd = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (old_fd < 0) return LastErrnoStatus("open \"/\" (the old root)");
+  UniqueFd old_root(old_fd);
   if (::fchdir(new_root.get()) != 0) {
     return LastErrnoStatus(absl::StrCat("chdir \"", rootfs, "\""));
   }
@@ -130,8 +155,9 @@ absl::Status PivotRoot(const std::string& rootfs) {
     return LastErrnoStatus(absl::StrCat("pivot_root \"", rootfs, "\""));
   }
   // The old root is a slave already; say so again recursively so that its unmount below can
-  // never reach the host, whatever was mounted since.
-  NA_RETURN_IF_ERROR(Mount("", ".", "", MS_SLAVE | MS_REC, "", "old root"));
+  // never reach the host, whatever was mounted since. Only the old root's tree: the
+  // container's own mounts keep their propagation (an rshared bind stays the host's peer).
+  NA_RETURN_IF_ERROR(Mount("", FdPath(old_root.get()), "", MS_SLAVE | MS_REC, "", "old root"));
   if (::umount2(".", MNT_DETACH) != 0) return LastErrnoStatus("umount old root");
   if (::chdir("/") != 0) return LastErrnoStatus("chdir \"/\"");
   return absl::OkStatus();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "services/common/linux/unique_fd.h"
 #include "services/runtime/linux/shim_protocol.h"
 
 namespace nodeagent::runtime {
@@ -18,8 +19,13 @@ namespace nodeagent::runtime {
 //  3. mounts /proc, a minimal /dev (tmpfs with null zero full random urandom tty, devpts,
 //     shm, mqueue and the usual symlinks) and /sys (read-only), as Docker does;
 //  4. applies config.mounts, their destinations resolved inside the rootfs.
-// Returns the rootfs path for PivotRoot.
-absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config);
+// Returns the rootfs path for PivotRoot. `mounted_root` >= 0: the rootfs is mounted already
+// (a user namespace's, userns_rootfs.h) and this O_PATH fd is it: step 2 is skipped and the
+// path returned is "/proc/self/fd/<mounted_root>", and /sys is left alone (node-shim mounted it).
+// `binds` (with `mounted_root`): detached clones of the bind sources, index-aligned with
+// config.mounts, attached instead of binding the source paths.
+absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config, int mounted_root = -1,
+                                          std::vector<linux::UniqueFd> binds = {});
 
 // Makes `rootfs` the root and detaches the old root, the way crun does: no directory for the
 // old root is needed, so nothing is left to remove inside the container.

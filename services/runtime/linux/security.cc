@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -18,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
 #include "services/common/status_macros.h"
@@ -325,6 +327,96 @@ absl::Status InstallDefaultSeccomp(uint64_t caps) {
   }
   if (int rc = seccomp_load(ctx.get()); rc != 0) {
     return linux::ErrnoStatus(-rc, "load seccomp filter");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Docker's arch names in includes/excludes are Go's: this machine's.
+#if defined(__x86_64__)
+constexpr absl::string_view kGoArch = "amd64";
+#elif defined(__aarch64__)
+constexpr absl::string_view kGoArch = "arm64";
+#else
+constexpr absl::string_view kGoArch = "";
+#endif
+
+bool Contains(const std::vector<std::string>& list, absl::string_view item) {
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// Whether a rule applies here (moby's profile.go: every included capability present, no
+// excluded one, this arch included if any are listed and not excluded).
+absl::StatusOr<bool> RuleApplies(const SeccompRule& rule, uint64_t caps) {
+  for (const std::string& name : rule.include_caps) {
+    NA_ASSIGN_OR_RETURN(int cap, CapabilityFromName(name));
+    if (!Has(caps, cap)) return false;
+  }
+  for (const std::string& name : rule.exclude_caps) {
+    NA_ASSIGN_OR_RETURN(int cap, CapabilityFromName(name));
+    if (Has(caps, cap)) return false;
+  }
+  if (!rule.include_arches.empty() && !Contains(rule.include_arches, kGoArch)) return false;
+  return !Contains(rule.exclude_arches, kGoArch);
+}
+
+absl::StatusOr<scmp_compare> CompareOp(absl::string_view op) {
+  if (op == "SCMP_CMP_NE") return SCMP_CMP_NE;
+  if (op == "SCMP_CMP_LT") return SCMP_CMP_LT;
+  if (op == "SCMP_CMP_LE") return SCMP_CMP_LE;
+  if (op == "SCMP_CMP_EQ") return SCMP_CMP_EQ;
+  if (op == "SCMP_CMP_GE") return SCMP_CMP_GE;
+  if (op == "SCMP_CMP_GT") return SCMP_CMP_GT;
+  if (op == "SCMP_CMP_MASKED_EQ") return SCMP_CMP_MASKED_EQ;
+  return absl::InvalidArgumentError(absl::StrCat("seccomp operator \"", op, "\": unknown"));
+}
+
+}  // namespace
+
+absl::Status InstallSeccompProfile(const SeccompProfile& profile, uint64_t caps) {
+  NA_ASSIGN_OR_RETURN(uint32_t default_action,
+                      SeccompAction(profile.default_action, profile.default_errno_ret));
+  std::unique_ptr<void, SeccompDeleter> ctx(seccomp_init(default_action));
+  if (ctx == nullptr) return absl::InternalError("seccomp_init failed");
+  if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_NNP, 0); rc != 0) {
+    return linux::ErrnoStatus(-rc, "seccomp_attr_set NNP");
+  }
+  for (const std::string& arch_name : profile.architectures) {
+    // "SCMP_ARCH_X86_64" -> libseccomp's "x86_64".
+    std::string lower = absl::AsciiStrToLower(arch_name);
+    std::string name(absl::StripPrefix(lower, "scmp_arch_"));
+    uint32_t arch = seccomp_arch_resolve_name(name.c_str());
+    if (arch == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("seccomp profile: architecture \"", arch_name, "\": unknown"));
+    }
+    if (int rc = seccomp_arch_add(ctx.get(), arch); rc != 0 && rc != -EEXIST) {
+      return linux::ErrnoStatus(-rc, absl::StrCat("seccomp: add architecture ", arch_name));
+    }
+  }
+  for (const SeccompRule& rule : profile.syscalls) {
+    NA_ASSIGN_OR_RETURN(bool applies, RuleApplies(rule, caps));
+    if (!applies) continue;
+    NA_ASSIGN_OR_RETURN(uint32_t action, SeccompAction(rule.action, rule.errno_ret));
+    if (action == default_action) continue;  // libseccomp refuses a rule that changes nothing.
+    std::vector<scmp_arg_cmp> args;
+    for (const SeccompArg& a : rule.args) {
+      NA_ASSIGN_OR_RETURN(scmp_compare op, CompareOp(a.op));
+      args.push_back({a.index, op, a.value, a.value_two});
+    }
+    for (const std::string& name : rule.names) {
+      int nr = seccomp_syscall_resolve_name(name.c_str());
+      if (nr == __NR_SCMP_ERROR) continue;  // Not a syscall this libseccomp knows, as Docker.
+      int rc = seccomp_rule_add_array(ctx.get(), action, nr, static_cast<unsigned int>(args.size()),
+                                      args.empty() ? nullptr : args.data());
+      if (rc != 0 && rc != -EEXIST) {
+        return linux::ErrnoStatus(-rc, absl::StrCat("seccomp profile: rule for ", name));
+      }
+    }
+  }
+  if (int rc = seccomp_load(ctx.get()); rc != 0) {
+    return linux::ErrnoStatus(-rc, "load seccomp profile");
   }
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "services/runtime/linux/seccomp_profile.h"
 
 namespace nodeagent::runtime {
 
@@ -71,6 +72,12 @@ absl::Status SetNoNewPrivs();
 // allowed when `caps` has it. Non-native (32-bit) syscalls kill the process. Must run while
 // the process may still install a filter (no_new_privs set, or CAP_SYS_ADMIN held).
 absl::Status InstallDefaultSeccomp(uint64_t caps);
+
+// Installs a Docker-format profile (seccomp_profile.h): rules whose includes/excludes
+// capabilities or arches do not fit `caps` / this machine are left out, as Docker does; a rule
+// naming a syscall this libseccomp does not know is skipped; every architecture the profile
+// lists is added to the filter. Same ordering requirements as InstallDefaultSeccomp.
+absl::Status InstallSeccompProfile(const SeccompProfile& profile, uint64_t caps);
 
 // Switches to `user` and keeps exactly `caps`: bounding set reduced to `caps`; permitted and
 // effective = `caps`; inheritable and ambient empty (as Docker since CVE-2022-24769). A

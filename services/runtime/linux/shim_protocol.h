@@ -78,6 +78,8 @@ inline constexpr char kInitPidFile[] = "init.pid";
 inline constexpr char kContainerLogFile[] = "container.log";
 inline constexpr char kExitFile[] = "exit.json";
 inline constexpr char kRootfsDir[] = "rootfs";
+// The container's /etc/hostname, bound over the image's as Docker does.
+inline constexpr char kHostnameFile[] = "hostname";
 inline constexpr char kAttachSocketFile[] = "attach.sock";
 inline constexpr char kExecDirPrefix[] = "exec-";  // <bundle>/exec-<exec id>/
 inline constexpr char kExecProcessFile[] = "process.json";
@@ -126,7 +128,8 @@ struct ShimConfig {
   // PID 1 there and its /proc shows that namespace.
   std::optional<std::vector<ShimNamespace>> namespaces;
   // user namespace mappings; required (non-empty) when "user" is listed with an empty path.
-  // Written by node-shim (as root, no newuidmap) before the child goes on.
+  // Written by node-shim (as root, no newuidmap) before the child goes on; node-shim then
+  // mounts the rootfs id-mapped and /sys for the child (userns_rootfs.h).
   std::vector<ShimIdMapping> uid_mappings;
   std::vector<ShimIdMapping> gid_mappings;
 
@@ -159,7 +162,8 @@ struct ShimConfig {
   // then dropped from Docker's default set (kDefaultCapabilities).
   std::vector<std::string> cap_add;
   std::vector<std::string> cap_drop;
-  // "default" (built-in, modelled on Docker's default profile: EPERM), "unconfined" (none).
+  // "default" (built-in, modelled on Docker's default profile: EPERM), "unconfined" (none), or
+  // a Docker-format JSON profile (seccomp_profile.h) installed instead of the default.
   // Empty: "default", or "unconfined" when privileged.
   std::string seccomp;
   // Absent: true unless privileged.

@@ -21,8 +21,10 @@
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
 #include "services/common/status_macros.h"
+#include "services/runtime/linux/cgroup_fs.h"
 #include "services/runtime/linux/container_init.h"
 #include "services/runtime/linux/exec_lookup.h"
+#include "services/runtime/linux/userns_rootfs.h"
 
 namespace nodeagent::runtime {
 namespace {
@@ -115,6 +117,43 @@ absl::StatusOr<UniqueFd> ReceiveFd(int sock) {
   int fd;
   std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
   return UniqueFd(fd);
+}
+
+// The go-ahead for a user namespace child: one flag byte per slot of `fds` ('1': the fd
+// follows, SCM_RIGHTS, in order; '0': none).
+absl::Status SendFds(int sock, const std::vector<int>& fds) {
+  std::string flags;
+  std::vector<int> present;
+  for (int fd : fds) {
+    flags.push_back(fd >= 0 ? '1' : '0');
+    if (fd >= 0) present.push_back(fd);
+  }
+  if (present.size() > kMaxPassedFds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("more than ", kMaxPassedFds, " bind mounts in a user namespace"));
+  }
+  struct iovec iov = {flags.data(), flags.size()};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * present.size()));
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!present.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * present.size());
+    std::memcpy(CMSG_DATA(cmsg), present.data(), sizeof(int) * present.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(flags.size())) {
+    return LastErrnoStatus("resume the child after the id maps");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -267,10 +306,17 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
   args.stderr_fd = fds.stderr_fd;
   args.console_fd = fds.console_fd;
   args.error_fd = fds.error_fd;
-  Pipe sync;
+  // With a new user namespace: a socket on which node-shim sends the go-ahead (and the rootfs
+  // it mounted, userns_rootfs.h) once the id maps are written.
+  UniqueFd sync_parent, sync_child;
   if (new_namespaces & CLONE_NEWUSER) {
-    NA_ASSIGN_OR_RETURN(sync, MakePipe("user namespace sync"));
-    args.sync_fd = sync.read.get();
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+      return LastErrnoStatus("socketpair for the user namespace sync");
+    }
+    sync_parent.Reset(pair[0]);
+    sync_child.Reset(pair[1]);
+    args.sync_fd = sync_child.get();
   }
 
   struct clone_args clone = {};
@@ -287,9 +333,11 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
     cgroup_fd.Reset(fd);
     clone.flags |= CLONE_INTO_CGROUP;
     clone.cgroup = static_cast<uint64_t>(fd);
-  } else {
+  } else if (!(new_namespaces & CLONE_NEWUSER)) {
     args.cgroups_to_join = config.cgroup_dirs;
   }
+  // Root of a new user namespace may not write the host's cgroup.procs: node-shim places it.
+  const bool shim_joins_cgroups = (new_namespaces & CLONE_NEWUSER) && !cgroup_fd;
 
   NA_RETURN_IF_ERROR(EnterNamespaces(joins, /*back=*/false));
   // A raw clone3 returns twice like fork(); node-shim is single-threaded, so the child may run
@@ -309,11 +357,21 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
   }
   UniqueFd child(pidfd);
   io.CloseChildEnds();
-  sync.read.Reset();
-  if (sync.write) {
+  sync_child.Reset();
+  if (sync_parent) {
     absl::Status mapped = WriteIdMaps(static_cast<pid_t>(pid), config);
-    if (mapped.ok() && ::write(sync.write.get(), "g", 1) != 1) {
-      mapped = LastErrnoStatus("resume the child after the id maps");
+    for (size_t i = 0; mapped.ok() && shim_joins_cgroups && i < config.cgroup_dirs.size(); ++i) {
+      mapped = WriteCgroupFile(config.cgroup_dirs[i], "cgroup.procs", absl::StrCat(pid));
+    }
+    absl::StatusOr<UserNamespaceRootfs> root = absl::InternalError("not mounted");
+    if (mapped.ok()) {
+      root = MountUserNamespaceRootfs(static_cast<pid_t>(pid), config);
+      if (!root.ok()) mapped = root.status();
+    }
+    if (mapped.ok()) {
+      std::vector<int> passed = {root->root.get()};
+      for (const UniqueFd& bind : root->binds) passed.push_back(bind.get());
+      mapped = SendFds(sync_parent.get(), passed);
     }
     if (!mapped.ok()) {
       KillAndReapChild(child.get());

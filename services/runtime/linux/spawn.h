@@ -16,6 +16,10 @@
 
 namespace nodeagent::runtime {
 
+// At most this many fds go to a user namespace child (its rootfs and bind sources): the
+// kernel's SCM_MAX_FD.
+inline constexpr size_t kMaxPassedFds = 253;
+
 struct SpawnedContainer {
   pid_t pid = 0;                // In node-shim's (the host's) pid namespace.
   linux::UniqueFd pidfd;        // Readable once the process has exited; for waitid/signals.

@@ -843,3 +843,161 @@ TEST_F(ShimTest, PrivilegedCapAddDropAndUser) {
 
 }  // namespace
 }  // namespace nodeagent::runtime
+
+namespace nodeagent::runtime {
+namespace {
+
+// Runs `script` with sh in a mount namespace of the test's own (unshare -m, private from the
+// host), returns what it printed; `status` gets its exit status.
+std::string RunInPrivateMountNamespace(const std::string& script, int* status) {
+  std::string cmd = absl::StrCat("unshare -m --propagation private sh -c '", script, "' 2>&1");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return "popen failed";
+  std::string got;
+  char buf[512];
+  while (::fgets(buf, sizeof(buf), p) != nullptr) got += buf;
+  *status = ::pclose(p);
+  return got;
+}
+
+TEST_F(ShimTest, UserNamespaceRootIsUnprivilegedOnIdMappedLayers) {
+  ASSERT_TRUE(WriteText(lower_ + "/etc/motd", "from the image\n").ok());
+  ShimConfig c =
+      Sh("id -u; id -g; cat /proc/self/uid_map; stat -c %u:%g /bin/busybox /etc/motd /; "
+         "echo new > /newfile && echo created; echo more >> /etc/motd && echo appended; "
+         "mkdir /d && echo dir; cat /proc/self/status | grep CapEff");
+  c.namespaces = DefaultNamespaces();
+  c.namespaces->push_back({"user", ""});
+  c.uid_mappings = {{0, 300000, 65536}};
+  c.gid_mappings = {{0, 300000, 65536}};
+  ShimResult r = RunShimToEnd(c);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << " " << r.shim.start_line;
+  EXPECT_EQ(r.exit->exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, testing::StartsWith("0\n0\n"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("0 +300000 +65536"));
+  // The image's files (host uid 0) are root's inside: id-mapped, not chowned.
+  EXPECT_THAT(r.out, HasSubstr("0:0\n0:0\n0:0\ncreated\nappended\ndir\n")) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("00000000a80425fb"));  // Docker's set, in its own namespace.
+  // On the host: what root made inside belongs to the mapped range; the image is untouched.
+  struct stat st;
+  ASSERT_EQ(::stat((upper_ + "/newfile").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 300000u);
+  EXPECT_EQ(st.st_gid, 300000u);
+  ASSERT_EQ(::stat((upper_ + "/etc/motd").c_str(), &st), 0);  // Copied up.
+  EXPECT_EQ(st.st_uid, 300000u);
+  ASSERT_EQ(::stat((upper_ + "/d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 300000u);
+  ASSERT_EQ(::stat(upper_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 300000u);
+  ASSERT_EQ(::stat((lower_ + "/etc/motd").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(*linux::ReadFile(lower_ + "/etc/motd"), "from the image\n");
+  EXPECT_EQ(*linux::ReadFile(upper_ + "/etc/motd"), "from the image\nmore\n");
+}
+
+TEST_F(ShimTest, UserNamespaceContainerCannotActOnTheHost) {
+  // Even --privileged (every capability, no seccomp) is root of its own namespace only.
+  // The source lies below a directory the mapped root may not enter (0700, host root's):
+  // node-shim clones it. Its files read as nobody's inside: world-readable, not writable.
+  std::string shared = top_->path() + "/shared";
+  ASSERT_TRUE(linux::MakeDirs(shared, 0755).ok());
+  ::chmod(top_->path().c_str(), 0700);
+  std::string host_file = shared + "/host-owned";
+  ASSERT_TRUE(WriteText(host_file, "x", 0644).ok());
+  ShimConfig c =
+      Sh("mkdir /m && mount -t tmpfs t /m && echo mounted; cat /data/host-owned; "
+         "echo y > /data/host-owned 2>/dev/null || echo refused");
+  c.privileged = true;
+  c.namespaces = DefaultNamespaces();
+  c.namespaces->push_back({"user", ""});
+  c.uid_mappings = {{0, 300000, 65536}};
+  c.gid_mappings = {{0, 300000, 65536}};
+  c.mounts = {{"bind", shared, "/data", {"rbind"}}};
+  ShimResult r = RunShimToEnd(c);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << " " << r.shim.start_line;
+  EXPECT_EQ(r.out, "mounted\nxrefused\n") << r.err;
+  EXPECT_EQ(*linux::ReadFile(host_file), "x");
+}
+
+TEST_F(ShimTest, BindPropagationBothWaysInAPrivateTestNamespace) {
+  // Bind sources are tmpfs mounts of the test's own mount namespace, made shared there; the
+  // host's tree is never touched. rshared: a mount made inside appears on the (test's) host
+  // side; rslave: a mount made on the host side appears inside.
+  std::string shared_src = top_->path() + "/shared-src";
+  std::string slave_src = top_->path() + "/slave-src";
+  ASSERT_TRUE(linux::MakeDirs(shared_src).ok());
+  ASSERT_TRUE(linux::MakeDirs(slave_src).ok());
+  ShimConfig c =
+      Sh("mkdir -p /shared/inner && mount -t tmpfs inner /shared/inner && "
+         "echo from-container > /shared/inner/f; "
+         "i=0; while [ ! -e /slave/sub/hostfile ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); "
+         "done; cat /slave/sub/hostfile");
+  c.privileged = true;  // To mount inside.
+  c.mounts = {{"bind", shared_src, "/shared", {"rbind", "rshared"}},
+              {"bind", slave_src, "/slave", {"rbind", "rslave"}}};
+  ASSERT_TRUE(linux::MakeDirs(c.bundle).ok());
+  ASSERT_TRUE(WriteText(c.bundle + "/" + kShimConfigFile, SerializeShimConfig(c)).ok());
+  std::string script = absl::StrCat(
+      "set -e; mount -t tmpfs src ", shared_src, "; mount --make-shared ", shared_src,
+      "; mount -t tmpfs src ", slave_src, "; mount --make-shared ", slave_src, "; mkdir ",
+      slave_src, "/sub; ", NODE_SHIM_PATH, " --bundle ", c.bundle,
+      " 3>&1 >/dev/null 2>&1 & i=0; while [ ! -e ", shared_src,
+      "/inner/f ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; cat ", shared_src,
+      "/inner/f; grep -c \" ", shared_src, "/inner \" /proc/self/mountinfo; mount -t tmpfs h ",
+      slave_src, "/sub; echo from-host > ", slave_src, "/sub/hostfile; wait; cat ", c.bundle,
+      "/exit.json");
+  int status = 0;
+  std::string got = RunInPrivateMountNamespace(script, &status);
+  EXPECT_EQ(status, 0) << got;
+  EXPECT_THAT(got, HasSubstr("from-container\n1\n"));
+  EXPECT_THAT(got, HasSubstr("\"exit_code\":0"));
+  std::string out, err;
+  ASSERT_TRUE(testutil::ReadContainerLog(c.bundle, out, err).ok());
+  EXPECT_EQ(out, "from-host\n") << err;
+  // Both sources are still plain directories here: everything stayed in the test's namespace.
+  EXPECT_FALSE(linux::PathExists(shared_src + "/inner"));
+}
+
+TEST_F(ShimTest, SharedPropagationNeedsASharedSource) {
+  std::string src = top_->path() + "/src";
+  ASSERT_TRUE(linux::MakeDirs(src).ok());
+  ShimConfig c = Sh("true");
+  c.mounts = {{"bind", src, "/shared", {"rbind", "rshared"}}};
+  ASSERT_TRUE(linux::MakeDirs(c.bundle).ok());
+  ASSERT_TRUE(WriteText(c.bundle + "/" + kShimConfigFile, SerializeShimConfig(c)).ok());
+  // A private mount of the test's namespace as the source.
+  std::string script =
+      absl::StrCat("mount -t tmpfs src ", src, "; mount --make-private ", src, "; ", NODE_SHIM_PATH,
+                   " --bundle ", c.bundle, " 3>&1 >/dev/null 2>&1; true");
+  int status = 0;
+  std::string got = RunInPrivateMountNamespace(script, &status);
+  EXPECT_THAT(got, AllOf(HasSubstr("error 9 "), HasSubstr("mount --make-shared " + src)));
+}
+
+TEST_F(ShimTest, SeccompProfileFromDockersFormat) {
+  ShimConfig c = Sh("mkdir /x 2>&1; echo rc=$?; touch /y && echo touched");
+  c.seccomp = R"({"defaultAction": "SCMP_ACT_ALLOW",
+                  "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                  "syscalls": [{"names": ["mkdir", "mkdirat", "no_such_syscall"],
+                                "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})";
+  ShimResult r = RunShimToEnd(c);
+  ASSERT_TRUE(r.exit.ok()) << r.exit.status() << " " << r.shim.start_line;
+  EXPECT_THAT(r.out,
+              AllOf(HasSubstr("Operation not permitted"), HasSubstr("rc=1"), HasSubstr("touched")));
+  // Only the profile applies: what the default filter blocks (unshare) is allowed by this
+  // one, and the capability set still refuses it.
+  c.seccomp = R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"],
+                  "action": "SCMP_ACT_ERRNO", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]})";
+  c.bundle += "-2";
+  c.args = {"sh", "-c", "echo $$"};
+  r = RunShimToEnd(c);
+  ASSERT_TRUE(r.exit.ok()) << r.shim.start_line;
+  EXPECT_EQ(r.out, "1\n");  // The getpid rule needs CAP_SYS_ADMIN, which the container lacks.
+  c.seccomp = R"({"defaultAction": "SCMP_ACT_NOPE"})";
+  c.bundle += "-3";
+  r = RunShimToEnd(c);
+  EXPECT_THAT(r.shim.start_line, AllOf(HasSubstr("error 3 "), HasSubstr("SCMP_ACT_NOPE")));
+}
+
+}  // namespace
+}  // namespace nodeagent::runtime

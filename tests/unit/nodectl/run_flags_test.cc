@@ -99,3 +99,29 @@ TEST(ParseMountFlag, DockerSyntax) {
 
 }  // namespace
 }  // namespace nodeagent::nodectl
+
+namespace nodeagent::nodectl {
+namespace {
+
+TEST(ParseIdMapFlag, ContainerHostSize) {
+  auto m = ParseIdMapFlag("0:100000:65536");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->container_id, 0u);
+  EXPECT_EQ(m->host_id, 100000u);
+  EXPECT_EQ(m->size, 65536u);
+  for (const char* bad : {"0:100000", "a:1:2", "0:1:0", "0:-1:5", "0:1:2:3", ""}) {
+    EXPECT_EQ(ParseIdMapFlag(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(ParseDetachKeys, DockersSyntax) {
+  EXPECT_EQ(*ParseDetachKeys("ctrl-p,ctrl-q"), "\x10\x11");
+  EXPECT_EQ(*ParseDetachKeys("ctrl-a,x"), "\x01x");
+  EXPECT_EQ(*ParseDetachKeys("ctrl-@,ctrl-["), std::string("\x00\x1b", 2));
+  for (const char* bad : {"ctrl-", "ctrl-pq", "ab", "ctrl-1", ""}) {
+    EXPECT_FALSE(ParseDetachKeys(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace nodeagent::nodectl

@@ -131,3 +131,38 @@ TEST(ContainerRecord, GarbageIsDataLoss) {
 
 }  // namespace
 }  // namespace nodeagent::runtime
+
+namespace nodeagent::runtime {
+namespace {
+
+TEST(UserNamespace, PrivateRangesDoNotOverlap) {
+  EXPECT_EQ(*PickUserNamespaceRange({}), 100000u);
+  EXPECT_EQ(*PickUserNamespaceRange({{0, 100000, 65536}}), 165536u);
+  // A hole is reused; an explicit map overlapping the next range pushes past it.
+  EXPECT_EQ(*PickUserNamespaceRange({{0, 165536, 65536}}), 100000u);
+  EXPECT_EQ(*PickUserNamespaceRange({{0, 100000, 65536}, {0, 200000, 10}}), 231072u);
+}
+
+TEST(UserNamespace, ValidationNamesTheBadMapping) {
+  UserNamespaceConfig none;
+  EXPECT_TRUE(ValidateUserNamespace(none).ok());
+  UserNamespaceConfig priv{"private", {}, {}};
+  EXPECT_TRUE(ValidateUserNamespace(priv).ok());
+  UserNamespaceConfig map{"map", {{0, 100000, 65536}}, {{0, 100000, 65536}}};
+  EXPECT_TRUE(ValidateUserNamespace(map).ok());
+  UserNamespaceConfig overlap{"map", {{0, 100000, 10}, {5, 200000, 10}}, {{0, 100000, 10}}};
+  EXPECT_THAT(ValidateUserNamespace(overlap).message(), HasSubstr("overlaps"));
+  UserNamespaceConfig zero{"map", {{0, 100000, 0}}, {{0, 100000, 1}}};
+  EXPECT_THAT(ValidateUserNamespace(zero).message(), HasSubstr("uid mapping 0:100000:0"));
+  UserNamespaceConfig huge{"map", {{0, 4294967000u, 65536}}, {{0, 100000, 1}}};
+  EXPECT_THAT(ValidateUserNamespace(huge).message(), HasSubstr("2^32"));
+  UserNamespaceConfig no_gid{"map", {{0, 100000, 1}}, {}};
+  EXPECT_THAT(ValidateUserNamespace(no_gid).message(), HasSubstr("gid mappings"));
+  UserNamespaceConfig bad_mode{"sometimes", {}, {}};
+  EXPECT_THAT(ValidateUserNamespace(bad_mode).message(), HasSubstr("sometimes"));
+  UserNamespaceConfig private_with_map{"private", {{0, 1, 1}}, {}};
+  EXPECT_FALSE(ValidateUserNamespace(private_with_map).ok());
+}
+
+}  // namespace
+}  // namespace nodeagent::runtime
