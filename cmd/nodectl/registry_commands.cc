@@ -307,6 +307,57 @@ int Load(CliContext& ctx, const std::string& input, bool quiet) {
   return 0;
 }
 
+int Login(CliContext& ctx, const std::string& registry, const std::string& username,
+          std::string password, bool password_stdin, const AccessFlags& access) {
+  if (password_stdin) {
+    if (!password.empty()) {
+      PrintError("login: give the password with --password-stdin or -p, not both");
+      return kExitFailure;
+    }
+    std::string line;
+    std::getline(std::cin, line);
+    password = std::string(absl::StripTrailingAsciiWhitespace(line));
+  } else if (password.empty()) {
+    PrintError("login: give the password on stdin with --password-stdin");
+    return kExitFailure;
+  } else {
+    std::cerr << "WARNING: a password on the command line shows in ps and shell history; "
+                 "use --password-stdin\n";
+  }
+  auto stub = ctx.Images();
+  auto context = CliContext::Deadline(120);
+  v1::LoginRequest request;
+  request.set_registry(registry);
+  request.set_username(username);
+  request.set_password(password);
+  access.ToProto(request.mutable_access());
+  v1::LoginResponse response;
+  grpc::Status status = stub->Login(context.get(), request, &response);
+  if (!status.ok()) {
+    PrintError(absl::StrCat("login to ", registry), status, "image");
+    return kExitFailure;
+  }
+  std::cout << "Login Succeeded (credentials saved by the image service in " << response.saved_in()
+            << ")\n";
+  return 0;
+}
+
+int Logout(CliContext& ctx, const std::string& registry) {
+  auto stub = ctx.Images();
+  auto context = CliContext::Deadline(30);
+  v1::LogoutRequest request;
+  request.set_registry(registry);
+  v1::LogoutResponse response;
+  grpc::Status status = stub->Logout(context.get(), request, &response);
+  if (!status.ok()) {
+    PrintError(absl::StrCat("logout from ", registry), status, "image");
+    return kExitFailure;
+  }
+  std::cout << (response.removed() ? "Removed login credentials for " : "Not logged in to ")
+            << registry << "\n";
+  return 0;
+}
+
 }  // namespace
 
 void RegisterRegistryCommands(CLI::App& app, CliContext& context, int* exit_code) {
@@ -342,6 +393,32 @@ void RegisterRegistryCommands(CLI::App& app, CliContext& context, int* exit_code
     const std::string& ref = push_args->ref.empty() ? push_args->image : push_args->ref;
     *exit_code = Push(context, push_args->image, ref, push_args->access, push_args->quiet);
   });
+
+  struct LoginArgs {
+    std::string registry;
+    std::string username;
+    std::string password;
+    bool password_stdin = false;
+    AccessFlags access;
+  };
+  auto login_args = std::make_shared<LoginArgs>();
+  CLI::App* login =
+      app.add_subcommand("login", "Save credentials for a registry (checked against it first)");
+  login->add_option("registry", login_args->registry, "host[:port]")->required();
+  login->add_option("-u,--username", login_args->username, "User name")->required();
+  login->add_option("-p,--password", login_args->password, "Password (prefer --password-stdin)");
+  login->add_flag("--password-stdin", login_args->password_stdin, "Read the password from stdin");
+  login_args->access.Add(login);
+  login->callback([&context, exit_code, login_args] {
+    *exit_code = Login(context, login_args->registry, login_args->username, login_args->password,
+                       login_args->password_stdin, login_args->access);
+  });
+
+  auto logout_registry = std::make_shared<std::string>();
+  CLI::App* logout = app.add_subcommand("logout", "Forget the credentials of a registry");
+  logout->add_option("registry", *logout_registry, "host[:port]")->required();
+  logout->callback(
+      [&context, exit_code, logout_registry] { *exit_code = Logout(context, *logout_registry); });
 
   auto save_refs = std::make_shared<std::vector<std::string>>();
   auto save_output = std::make_shared<std::string>();

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,7 +50,9 @@ int FreePort() {
 // Debian's docker-registry on 127.0.0.1 with its storage and config in `dir`.
 class Registry {
  public:
-  Registry(const std::string& dir, bool tls) : dir_(dir), port_(FreePort()) {
+  // `htpasswd`: a file of bcrypt entries the registry asks Basic credentials for.
+  Registry(const std::string& dir, bool tls, const std::string& htpasswd = "")
+      : dir_(dir), port_(FreePort()) {
     std::string config = absl::StrCat(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ", dir,
         "/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:", port_, "\n");
@@ -59,6 +62,10 @@ class Registry {
                   "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"});
       absl::StrAppend(&config, "  tls:\n    certificate: ", dir, "/cert.pem\n    key: ", dir,
                       "/key.pem\n");
+    }
+    if (!htpasswd.empty()) {
+      absl::StrAppend(&config, "auth:\n  htpasswd:\n    realm: nodeagent-e2e\n    path: ", htpasswd,
+                      "\n");
     }
     std::ofstream(dir + "/config.yml") << config;
     std::string log = dir + "/registry.log";
@@ -75,7 +82,7 @@ class Registry {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
       CommandResult r = RunCommand({"curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", url});
-      if (r.out == "200") {
+      if (r.out == "200" || (!htpasswd.empty() && r.out == "401")) {
         ready_ = true;
         break;
       }
@@ -213,6 +220,181 @@ TEST_F(ImageE2E, HttpsNeedsTheRightCertificate) {
   EXPECT_EQ(insecure.exit_code, 0) << insecure.err;
 }
 
+TEST_F(ImageE2E, RegistryWithBasicAuthNeedsLogin) {
+  // Debian's docker-registry over HTTPS with htpasswd auth (bcrypt entries, as it requires).
+  std::string dir = MakeTempDir(base_, "registry-auth");
+  CommandResult htpasswd =
+      RunCommand({"htpasswd", "-Bbc", dir + "/htpasswd", "alice", "correct horse"});
+  ASSERT_EQ(htpasswd.exit_code, 0) << htpasswd.err;
+  Registry registry(dir, /*tls=*/true, dir + "/htpasswd");
+  ASSERT_TRUE(registry.ready()) << ReadText(dir + "/registry.log");
+  const std::string host = registry.host();
+  const std::string ref = host + "/e2e/private:v1";
+  const std::string auth_file = ImageRoot() + "/auth.json";
+
+  // Without credentials: a clear error naming the registry, for push and pull.
+  CommandResult push = Nodectl({"push", "-q", "--ca-file", registry.cert(), "busybox", ref});
+  EXPECT_EQ(push.exit_code, 1);
+  EXPECT_THAT(push.err, HasSubstr("registry " + host + " needs authentication"));
+  EXPECT_THAT(push.err, HasSubstr("nodectl login " + host));
+  CommandResult pull = Nodectl({"pull", "-q", "--ca-file", registry.cert(), ref});
+  EXPECT_EQ(pull.exit_code, 1);
+  EXPECT_THAT(pull.err, HasSubstr("registry " + host + " needs authentication"));
+
+  // A wrong password is refused and nothing is saved.
+  CommandResult wrong = Nodectl(
+      {"login", "--ca-file", registry.cert(), host, "-u", "alice", "--password-stdin"}, "wrong\n");
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_THAT(wrong.err, HasSubstr("rejected the credentials for user \"alice\""));
+  EXPECT_FALSE(Exists(auth_file));
+
+  CommandResult login =
+      Nodectl({"login", "--ca-file", registry.cert(), host, "-u", "alice", "--password-stdin"},
+              "correct horse\n");
+  ASSERT_EQ(login.exit_code, 0) << login.err;
+  EXPECT_THAT(login.out, HasSubstr("Login Succeeded"));
+  struct stat st;
+  ASSERT_EQ(stat(auth_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_THAT(ReadText(auth_file), HasSubstr("\"" + host + "\""));
+  EXPECT_THAT(ReadText(auth_file), Not(HasSubstr("correct horse")));  // base64, as Docker's
+
+  push = Nodectl({"push", "-q", "--ca-file", registry.cert(), "busybox", ref});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  std::string pushed = Trim(push.out);
+  // skopeo with the same credentials sees what was pushed.
+  CommandResult inspect = RunCommand({"skopeo", "inspect", "--tls-verify=false", "--creds",
+                                      "alice:correct horse", "docker://" + ref});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_EQ(SkopeoDigest(inspect.out), pushed);
+  // skopeo copies it to a new name (recompressing its layer), and a pull of that downloads
+  // the new blobs with the saved credentials.
+  const std::string copy = host + "/e2e/private-copy:v1";
+  CommandResult skopeo_copy =
+      RunCommand({"skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+                  "--src-creds", "alice:correct horse", "--dest-creds", "alice:correct horse",
+                  "docker://" + ref, "docker://" + copy});
+  ASSERT_EQ(skopeo_copy.exit_code, 0) << skopeo_copy.err;
+  inspect = RunCommand({"skopeo", "inspect", "--tls-verify=false", "--creds", "alice:correct horse",
+                        "docker://" + copy});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  pull = Nodectl({"pull", "--ca-file", registry.cert(), copy});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_THAT(pull.err, HasSubstr("Digest: " + SkopeoDigest(inspect.out)));
+
+  CommandResult logout = Nodectl({"logout", host});
+  ASSERT_EQ(logout.exit_code, 0) << logout.err;
+  EXPECT_THAT(logout.out, HasSubstr("Removed login credentials for " + host));
+  pull = Nodectl({"pull", "-q", "--ca-file", registry.cert(), copy});
+  EXPECT_EQ(pull.exit_code, 1);
+  EXPECT_THAT(pull.err, HasSubstr("needs authentication"));
+  Nodectl({"rmi", copy});
+}
+
+// A read-only registry with Docker's token auth, serving one image from an OCI layout: every
+// /v2/ request needs "Authorization: Bearer <token>", else 401 with a Bearer challenge; the
+// token comes from /token?service=...&scope=... for Basic bob:hunter2 only. Debian's
+// docker-registry has no token server of its own, hence this stand-in (real HTTP on loopback).
+constexpr char kBearerRegistryPy[] = R"PY(
+import base64, http.server, json, os, re, sys
+layout, port_file = sys.argv[1], sys.argv[2]
+token = "tok-" + os.urandom(8).hex()
+entry = json.load(open(os.path.join(layout, "index.json")))["manifests"][0]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args): pass
+    def reply(self, code, body=b"", headers=()):
+        self.send_response(code)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(body)
+    def handle_any(self):
+        if self.path.startswith("/token?"):
+            good = "Basic " + base64.b64encode(b"bob:hunter2").decode()
+            if self.headers.get("Authorization") != good: return self.reply(401)
+            if "service=fake-registry" not in self.path or \
+               "scope=repository%3Ae2e%2Fbearer%3Apull" not in self.path: return self.reply(400)
+            return self.reply(200, json.dumps({"token": token}).encode())
+        if self.headers.get("Authorization") != "Bearer " + token:
+            realm = "http://127.0.0.1:%d/token" % self.server.server_address[1]
+            return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [("WWW-Authenticate",
+                'Bearer realm="%s",service="fake-registry",scope="repository:e2e/bearer:pull"' % realm)])
+        if self.path == "/v2/": return self.reply(200, b"{}")
+        m = re.fullmatch(r"/v2/e2e/bearer/(manifests|blobs)/(.+)", self.path)
+        if not m: return self.reply(404)
+        ref = entry["digest"] if m.group(2) == "v1" else m.group(2)
+        path = os.path.join(layout, "blobs", "sha256", ref.split(":")[-1])
+        if not os.path.isfile(path): return self.reply(404)
+        headers = [("Docker-Content-Digest", ref)]
+        if m.group(1) == "manifests": headers.append(("Content-Type", entry["mediaType"]))
+        self.reply(200, open(path, "rb").read(), headers)
+    do_GET = do_HEAD = handle_any
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+open(port_file + ".tmp", "w").write(str(server.server_address[1]))
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()
+)PY";
+
+TEST_F(ImageE2E, RegistryWithTokenAuthGetsABearerToken) {
+  // A unique image the node does not keep, so that the pull fetches its blobs.
+  std::string src = base_ + "/bearer-root";
+  ASSERT_EQ(RunCommand({"sh", "-c",
+                        "mkdir -p " + src + " && head -c 100000 /dev/urandom > " + src +
+                            "/random && tar -C " + src + " -czf " + src + ".tar.gz ."})
+                .exit_code,
+            0);
+  CommandResult imported = Nodectl({"import", src + ".tar.gz", "bearer-src:v1"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  std::string layout = base_ + "/bearer-layout";
+  ASSERT_EQ(RunCommand({"mkdir", "-p", layout}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"save", "-o", layout + ".tar", "bearer-src:v1"}).exit_code, 0);
+  ASSERT_EQ(RunCommand({"tar", "-C", layout, "-xf", layout + ".tar"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"rmi", "bearer-src:v1"}).exit_code, 0);
+
+  std::string script = base_ + "/bearer_registry.py";
+  std::ofstream(script) << kBearerRegistryPy;
+  std::string port_file = base_ + "/bearer.port";
+  pid_t pid = -1;
+  const char* argv[] = {"python3", script.c_str(), layout.c_str(), port_file.c_str(), nullptr};
+  ASSERT_EQ(posix_spawnp(&pid, "python3", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  } reaper{pid};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!Exists(port_file) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(Exists(port_file));
+  const std::string host = "127.0.0.1:" + Trim(ReadText(port_file));
+  const std::string ref = host + "/e2e/bearer:v1";
+
+  // Anonymous: the token server refuses, and the error says what to do.
+  CommandResult pull = Nodectl({"pull", "-q", "--plain-http", ref});
+  EXPECT_EQ(pull.exit_code, 1);
+  EXPECT_THAT(pull.err, HasSubstr("registry " + host));
+  EXPECT_THAT(pull.err, HasSubstr("refused an anonymous token"));
+  EXPECT_THAT(pull.err, HasSubstr("nodectl login " + host));
+  CommandResult wrong =
+      Nodectl({"login", "--plain-http", host, "-u", "bob", "--password-stdin"}, "hunter3\n");
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_THAT(wrong.err, HasSubstr("rejected the credentials for user \"bob\""));
+
+  CommandResult login =
+      Nodectl({"login", "--plain-http", host, "-u", "bob", "--password-stdin"}, "hunter2\n");
+  ASSERT_EQ(login.exit_code, 0) << login.err;
+  pull = Nodectl({"pull", "--plain-http", ref});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_EQ(Trim(pull.out), Trim(imported.out));  // the same image id (config digest)
+  EXPECT_THAT(pull.err, HasSubstr("Pull complete"));
+  EXPECT_EQ(Nodectl({"history", ref}).exit_code, 0);
+  Nodectl({"rmi", ref});
+  Nodectl({"logout", host});
+}
+
 TEST_F(ImageE2E, ImageIndexPicksLinuxAmd64) {
   // An OCI layout with an index of two platforms: the real busybox for this host, and a
   // made-up arm64 entry whose config says so.
@@ -272,6 +454,27 @@ TEST_F(ImageE2E, ImageIndexPicksLinuxAmd64) {
       std::regex("\"digest\":\"(sha256:[0-9a-f]{64})\"[^{]*\"platform\":\\{[^}]*amd64")))
       << raw.out;
   EXPECT_THAT(pull.err, HasSubstr("Digest: " + m[1].str()));
+
+  // An index with no linux/amd64 entry: a clear error naming what it has, nothing stored.
+  std::string arm_only = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)",
+      R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)",
+      arm_manifest_hex, R"(","size":)", arm_manifest.size(),
+      R"(,"platform":{"os":"linux","architecture":"arm64"}}]})");
+  std::string arm_list_hex = put(arm_only);
+  std::ofstream(layout + "/index.json", std::ios::trunc) << absl::StrCat(
+      R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:)",
+      arm_list_hex, R"(","size":)", arm_only.size(),
+      R"(,"annotations":{"org.opencontainers.image.ref.name":"arm"}}]})");
+  std::string arm_ref = http_->host() + "/e2e/arm-only:v1";
+  copy = RunCommand({"skopeo", "copy", "-q", "--all", "--dest-tls-verify=false",
+                     "oci:" + layout + ":arm", "docker://" + arm_ref});
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  CommandResult none = Nodectl({"pull", "-q", "--plain-http", arm_ref});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.err,
+              HasSubstr("image index has no manifest for linux/amd64 (it has: linux/arm64)"));
+  EXPECT_EQ(Nodectl({"history", arm_ref}).exit_code, 1);  // nothing was stored
 }
 
 TEST_F(ImageE2E, ABrokenPullKeepsNoCorruptBlob) {

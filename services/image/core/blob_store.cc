@@ -46,6 +46,18 @@ absl::Status BlobWriter::Write(absl::string_view data) {
   return Annotate(linux::WriteAll(fd_.get(), data), absl::StrCat("write \"", path_, "\""));
 }
 
+absl::Status BlobWriter::WriteUnhashed(absl::string_view data) {
+  size_ += static_cast<int64_t>(data.size());
+  return Annotate(linux::WriteAll(fd_.get(), data), absl::StrCat("write \"", path_, "\""));
+}
+
+absl::StatusOr<std::string> BlobWriter::PublishHashed(const std::string& blobs_dir,
+                                                      absl::string_view digest,
+                                                      absl::string_view expected) {
+  digest_ = std::string(digest);
+  return Publish(blobs_dir, expected);
+}
+
 absl::Status BlobWriter::Reset() {
   NA_ASSIGN_OR_RETURN(fd_, linux::OpenFile(path_, O_WRONLY | O_TRUNC | O_CLOEXEC, 0644));
   hasher_ = Sha256();

@@ -27,6 +27,9 @@ class BlobWriter {
   ~BlobWriter();
 
   absl::Status Write(absl::string_view data);
+  // Writes without hashing, for a caller that hashes the bytes itself and publishes with
+  // PublishHashed.
+  absl::Status WriteUnhashed(absl::string_view data);
   // Drops everything written so far.
   absl::Status Reset();
   int64_t size() const { return size_; }
@@ -37,6 +40,9 @@ class BlobWriter {
   // (when not empty): INVALID_ARGUMENT on a mismatch, and the file is removed. An existing
   // blob with that digest is kept and the temporary file removed.
   absl::StatusOr<std::string> Publish(const std::string& blobs_dir, absl::string_view expected);
+  // Publish for bytes written with WriteUnhashed, whose digest the caller computed.
+  absl::StatusOr<std::string> PublishHashed(const std::string& blobs_dir, absl::string_view digest,
+                                            absl::string_view expected);
 
  private:
   BlobWriter(std::string path, linux::UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}

@@ -122,6 +122,34 @@ absl::Status CheckNoSymlinksBeneath(const std::string& base, const std::string& 
   return absl::OkStatus();
 }
 
+absl::StatusOr<BeneathKind> DirectoryBeneath(int base_fd, const std::string& relative) {
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW | O_DIRECTORY;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, base_fd, relative.c_str(), &how, sizeof(how));
+  if (fd >= 0) {
+    UniqueFd closer(static_cast<int>(fd));
+    return BeneathKind::kDirectory;
+  }
+  switch (int err = errno) {
+    case ENOENT:
+      return BeneathKind::kMissing;
+    case ENOTDIR:
+      return BeneathKind::kNotADirectory;
+    case ELOOP:
+    case EXDEV:
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", relative, "\": resolves through a symlink or out of the layer"));
+    default:
+      return linux::ErrnoStatus(err, absl::StrCat("open \"", relative, "\""));
+  }
+}
+
+absl::Status UnlinkNoFollow(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) return LastErrnoStatus(absl::StrCat("unlink \"", path, "\""));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path) {
   absl::StatusOr<UniqueFd> fd = linux::OpenFile(path, O_RDWR | O_CREAT, 0600);
   if (!fd.ok()) return fd.status();

@@ -48,6 +48,20 @@ absl::Status SyncFilesystemOf(const std::string& path);
 // INVALID_ARGUMENT when a component is a symlink or the path leaves `base`.
 absl::Status CheckNoSymlinksBeneath(const std::string& base, const std::string& relative);
 
+// What DirectoryBeneath found at a path below a directory fd.
+enum class BeneathKind {
+  kDirectory,      // A real directory, reached without any symlink.
+  kMissing,        // A component is missing; those before it are real directories.
+  kNotADirectory,  // A component (perhaps the last) is not a directory, or is a symlink.
+};
+// Resolves `relative` below the directory `base_fd` without following any symlink
+// (openat2 O_DIRECTORY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS). INVALID_ARGUMENT when a
+// component before the last is a symlink or the path leaves the directory.
+absl::StatusOr<BeneathKind> DirectoryBeneath(int base_fd, const std::string& relative);
+
+// unlink(2) of a non-directory (a symlink itself, never its target).
+absl::Status UnlinkNoFollow(const std::string& path);
+
 // overlayfs's mark of a directory that hides the layers below it.
 inline constexpr absl::string_view kOverlayOpaqueXattr = "trusted.overlay.opaque";
 

@@ -130,7 +130,6 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayer(const ByteSource&
   // An adopted blob is only hashed; it is written out only if the unpacker switches the blob
   // to the decompressed tar (bzip2, xz).
   std::optional<BlobWriter> blob;
-  Sha256 adopt_hasher;
   int64_t adopt_size = 0;
   auto start_blob = [&]() -> absl::Status {
     NA_ASSIGN_OR_RETURN(BlobWriter writer, BlobWriter::Create(tmp));
@@ -152,12 +151,13 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayer(const ByteSource&
   UnpackOptions options;
   options.allow_device_nodes = RunningAsRoot();
   options.max_tar_bytes = max_layer_bytes_;
+  // The blob's digest is computed by the unpacker: once for a plain tar (it is the diff id).
+  options.hash_input = true;
   int64_t next_report = kProgressStep;
   options.blob_sink = [&](absl::string_view data) -> absl::Status {
     if (blob) {
-      NA_RETURN_IF_ERROR(blob->Write(data));
+      NA_RETURN_IF_ERROR(blob->WriteUnhashed(data));
     } else {
-      adopt_hasher.Update(data);
       adopt_size += static_cast<int64_t>(data.size());
     }
     if (progress && blob_size() >= next_report) {
@@ -187,10 +187,11 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayer(const ByteSource&
   NA_RETURN_IF_ERROR(SyncFilesystemOf(work));
   std::string digest;
   if (blob) {
-    NA_ASSIGN_OR_RETURN(digest,
-                        blob->Publish(absl::StrCat(root_, "/blobs/sha256"), expected.digest));
+    NA_ASSIGN_OR_RETURN(
+        digest, blob->PublishHashed(absl::StrCat(root_, "/blobs/sha256"),
+                                    Sha256Digest(unpacked.blob_digest_hex), expected.digest));
   } else {
-    digest = Sha256Digest(adopt_hasher.FinishHex());
+    digest = Sha256Digest(unpacked.blob_digest_hex);
     if (!expected.digest.empty() && digest != expected.digest) {
       return absl::InvalidArgumentError(
           absl::StrCat("blob digest mismatch: expected ", expected.digest, ", got ", digest));
@@ -400,6 +401,8 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadArchive(const ByteSource& sou
   options.convert_whiteouts = false;
   options.allow_device_nodes = false;
   options.max_tar_bytes = max_layer_bytes_;
+  // Only a container of files: its own digest is of no use.
+  options.compute_diff_id = false;
   absl::StatusOr<UnpackedLayer> unpacked = UnpackLayer(source, dir, options);
   if (!unpacked.ok()) return Annotate(unpacked.status(), "load archive");
   return LoadDirectoryImpl(dir, /*adopt=*/true);

@@ -23,6 +23,9 @@ struct UnpackedLayer {
   // What UnpackOptions::blob_sink received: the input as it came (plain, gzip or zstd), or
   // the decompressed tar (kNone) when the input used a compression OCI has no type for.
   LayerCompression blob_compression = LayerCompression::kNone;
+  // With UnpackOptions::hash_input: lowercase hex sha256 of what blob_sink received (the
+  // blob's digest). For a blob that is the tar itself this is the diff id, hashed once.
+  std::string blob_digest_hex;
 };
 
 struct UnpackOptions {
@@ -33,6 +36,11 @@ struct UnpackOptions {
   bool allow_device_nodes = false;
   // Upper bound of the uncompressed tar stream (RESOURCE_EXHAUSTED past it); 0: none.
   int64_t max_tar_bytes = 0;
+  // Hash the uncompressed stream (the diff id); off when nobody needs it (an archive that
+  // is only a container of files).
+  bool compute_diff_id = true;
+  // Also hash what blob_sink receives (UnpackedLayer::blob_digest_hex).
+  bool hash_input = false;
   // Receives the layer's bytes as a blob store keeps them (see blob_compression).
   std::function<absl::Status(absl::string_view)> blob_sink;
   // Called, at most once and before any tar bytes reach blob_sink, when the sink must drop

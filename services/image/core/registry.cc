@@ -19,7 +19,9 @@ absl::StatusOr<PullResult> PullImage(ImageStore& store, absl::string_view ref,
   const std::string what = absl::StrCat("pull \"", ref, "\"");
   absl::StatusOr<RegistryReference> parsed = ParseRegistryReference(ref);
   if (!parsed.ok()) return Annotate(parsed.status(), what);
-  RegistryClient client(parsed->registry, options);
+  absl::StatusOr<RegistryOptions> access = WithCredentials(options, parsed->registry);
+  if (!access.ok()) return Annotate(access.status(), what);
+  RegistryClient client(parsed->registry, *access);
   absl::StatusOr<RegistryClient::Manifest> top =
       client.GetManifest(parsed->repository, parsed->ManifestReference());
   if (!top.ok()) return Annotate(top.status(), what);
@@ -101,7 +103,9 @@ absl::StatusOr<std::string> PushImage(ImageStore& store, absl::string_view image
   }
   absl::StatusOr<StoredManifest> stored = store.GetManifest(image_ref);
   if (!stored.ok()) return Annotate(stored.status(), what);
-  RegistryClient client(parsed->registry, options);
+  absl::StatusOr<RegistryOptions> access = WithCredentials(options, parsed->registry);
+  if (!access.ok()) return Annotate(access.status(), what);
+  RegistryClient client(parsed->registry, *access);
   std::vector<Descriptor> blobs = stored->manifest.layers;
   blobs.push_back(stored->manifest.config);
   for (const Descriptor& blob : blobs) {
@@ -130,6 +134,45 @@ absl::StatusOr<std::string> PushImage(ImageStore& store, absl::string_view image
   if (!digest.ok()) return Annotate(digest.status(), what);
   LogInfo("%s: manifest %s", what, *digest);
   return digest;
+}
+
+absl::Status CheckRegistryHost(absl::string_view registry) {
+  // The same rule as a reference's first component, checked by parsing one.
+  absl::StatusOr<RegistryReference> parsed =
+      ParseRegistryReference(absl::StrCat(registry, "/login-check"));
+  if (!parsed.ok() || parsed->registry != registry) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", registry, "\" is not a registry host (host[:port], e.g. 127.0.0.1:5000)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoginRegistry(CredentialStore& credentials, absl::string_view registry,
+                           const Credentials& login, RegistryOptions options) {
+  const std::string what = absl::StrCat("login to ", registry);
+  NA_RETURN_IF_ERROR(Annotate(CheckRegistryHost(registry), what));
+  if (login.username.empty() || login.username.find(':') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": the user name must be non-empty and have no ':'"));
+  }
+  if (login.password.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": empty password"));
+  }
+  options.credentials = login;
+  RegistryClient client(std::string(registry), options);
+  NA_RETURN_IF_ERROR(client.CheckAccess());
+  NA_RETURN_IF_ERROR(
+      Annotate(credentials.Put(registry, login), absl::StrCat(what, ": save credentials")));
+  LogInfo("%s: credentials of user \"%s\" saved in %s", what, login.username, credentials.path());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> LogoutRegistry(CredentialStore& credentials, absl::string_view registry) {
+  const std::string what = absl::StrCat("logout from ", registry);
+  NA_RETURN_IF_ERROR(Annotate(CheckRegistryHost(registry), what));
+  absl::StatusOr<bool> removed = credentials.Remove(registry);
+  if (!removed.ok()) return Annotate(removed.status(), what);
+  return *removed;
 }
 
 }  // namespace nodeagent::image

@@ -27,4 +27,12 @@ absl::StatusOr<std::string> PushImage(ImageStore& store, absl::string_view image
                                       absl::string_view ref, const RegistryOptions& options,
                                       const ProgressFn& progress);
 
+// Checks `login` against the registry (GET /v2/, answering its challenge) and saves it in
+// `credentials` for later pulls and pushes. A registry that rejects it is UNAUTHENTICATED
+// and nothing is saved. A registry that asks for no authentication accepts any login.
+absl::Status LoginRegistry(CredentialStore& credentials, absl::string_view registry,
+                           const Credentials& login, RegistryOptions options);
+// Forgets the credentials of `registry`; false when there were none.
+absl::StatusOr<bool> LogoutRegistry(CredentialStore& credentials, absl::string_view registry);
+
 }  // namespace nodeagent::image

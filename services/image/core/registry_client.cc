@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -74,15 +75,23 @@ size_t BodyCallback(char* data, size_t size, size_t count, void* opaque) {
   return size * count;
 }
 
-absl::Status HttpError(const std::string& what, const HttpResponse& r) {
+// What an HTTP error answer means; `registry` and `username` ("" when anonymous) word the
+// 401 case.
+absl::Status StatusForHttp(const std::string& what, const HttpResponse& r,
+                           absl::string_view registry, absl::string_view username) {
   std::string detail(r.body.substr(0, 300));
   std::string text = absl::StrCat(what, ": HTTP ", r.status, detail.empty() ? "" : ": ",
                                   absl::StripAsciiWhitespace(detail));
   switch (r.status) {
     case 401:
+      return absl::UnauthenticatedError(absl::StrCat(
+          "registry ", registry,
+          username.empty() ? std::string(" needs authentication")
+                           : absl::StrCat(" rejected the credentials for user \"", username, "\""),
+          " (run: nodectl login ", registry, " -u USER --password-stdin): ", text));
     case 403:
       return absl::PermissionDeniedError(
-          absl::StrCat(text, " (registry authentication is not supported)"));
+          absl::StrCat("registry ", registry, " denied access: ", text));
     case 404:
       return absl::NotFoundError(text);
     case 429:
@@ -121,8 +130,14 @@ class BlobStream {
     if (multi_ != nullptr) curl_multi_cleanup(multi_);
   }
 
-  absl::Status Start(Easy easy, std::string what, std::function<void(int64_t)> on_bytes) {
+  absl::Status Start(
+      Easy easy, Slist headers, std::string what,
+      std::function<absl::Status(const std::string&, const HttpResponse&)> http_error,
+      std::function<void(int64_t)> on_bytes) {
     easy_ = std::move(easy);
+    headers_ = std::move(headers);
+    http_error_ = std::move(http_error);
+    if (headers_ != nullptr) curl_easy_setopt(easy_.get(), CURLOPT_HTTPHEADER, headers_.get());
     what_ = std::move(what);
     on_bytes_ = std::move(on_bytes);
     multi_ = curl_multi_init();
@@ -165,7 +180,7 @@ class BlobStream {
       if (result_ != CURLE_OK) return CurlError(what_, result_, error_);
       long status = 0;
       curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &status);
-      if (status != 200) return HttpError(what_, HttpResponse{status, {}, error_body_});
+      if (status != 200) return http_error_(what_, HttpResponse{status, {}, error_body_});
     }
     return absl::string_view(buffer_);
   }
@@ -193,6 +208,8 @@ class BlobStream {
   }
 
   Easy easy_;
+  Slist headers_;
+  std::function<absl::Status(const std::string&, const HttpResponse&)> http_error_;
   CURLM* multi_ = nullptr;
   std::string what_;
   std::function<void(int64_t)> on_bytes_;
@@ -246,6 +263,17 @@ absl::StatusOr<RegistryReference> ParseRegistryReference(absl::string_view ref) 
   return out;
 }
 
+absl::StatusOr<RegistryOptions> WithCredentials(RegistryOptions options,
+                                                absl::string_view registry) {
+  if (options.credentials || options.credential_store == nullptr) return options;
+  absl::StatusOr<std::optional<Credentials>> saved = options.credential_store->Get(registry);
+  if (!saved.ok()) {
+    return Annotate(saved.status(), absl::StrCat("credentials for registry ", registry));
+  }
+  options.credentials = *saved;
+  return options;
+}
+
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options)
     : registry_(std::move(registry)), options_(std::move(options)) {
   GlobalInit();
@@ -275,9 +303,10 @@ void RegistryClient::ApplyTls(void* handle) const {
   curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 }
 
-absl::StatusOr<HttpResponse> RegistryClient::Request(
+absl::StatusOr<HttpResponse> RegistryClient::Perform(
     const std::string& method, const std::string& url,
-    const std::map<std::string, std::string>& headers, absl::string_view body, int64_t max_body) {
+    const std::map<std::string, std::string>& headers, absl::string_view body, int64_t max_body,
+    const std::string& authorization) {
   const std::string full = Url(url);
   const std::string what = absl::StrCat(method, " ", full);
   Easy curl(curl_easy_init());
@@ -288,6 +317,12 @@ absl::StatusOr<HttpResponse> RegistryClient::Request(
   Slist list;
   for (const auto& [name, value] : headers) {
     list.reset(curl_slist_append(list.release(), absl::StrCat(name, ": ", value).c_str()));
+  }
+  // curl sends a custom Authorization header to this host only, never after a redirect
+  // elsewhere (blob storage with signed URLs).
+  if (!authorization.empty()) {
+    list.reset(
+        curl_slist_append(list.release(), absl::StrCat("Authorization: ", authorization).c_str()));
   }
   // No "Expect: 100-continue" round trip on uploads.
   list.reset(curl_slist_append(list.release(), "Expect:"));
@@ -317,6 +352,111 @@ absl::StatusOr<HttpResponse> RegistryClient::Request(
   if (code != CURLE_OK) return CurlError(what, code, error);
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &response.status);
   return response;
+}
+
+absl::StatusOr<HttpResponse> RegistryClient::Request(
+    const std::string& method, const std::string& url,
+    const std::map<std::string, std::string>& headers, absl::string_view body, int64_t max_body) {
+  const std::string sent = Authorization();
+  NA_ASSIGN_OR_RETURN(HttpResponse r, Perform(method, url, headers, body, max_body, sent));
+  if (r.status != 401) return r;
+  auto challenge = r.headers.find("www-authenticate");
+  if (challenge == r.headers.end()) return r;
+  NA_RETURN_IF_ERROR(Authenticate(challenge->second, sent));
+  return Perform(method, url, headers, body, max_body, Authorization());
+}
+
+std::string RegistryClient::Authorization() const {
+  absl::MutexLock lock(&auth_mu_);
+  return authorization_;
+}
+
+absl::Status RegistryClient::HttpError(const std::string& what, const HttpResponse& r) const {
+  return StatusForHttp(what, r, registry_,
+                       options_.credentials ? options_.credentials->username : "");
+}
+
+absl::Status RegistryClient::Authenticate(const std::string& header, const std::string& failed) {
+  const std::string what = absl::StrCat("registry ", registry_, ": authenticate");
+  absl::StatusOr<AuthChallenge> challenge = ParseAuthChallenge(header);
+  if (!challenge.ok()) return Annotate(challenge.status(), what);
+  const std::optional<Credentials>& credentials = options_.credentials;
+  const std::string login_hint =
+      absl::StrCat(" (run: nodectl login ", registry_, " -u USER --password-stdin)");
+  std::string authorization;
+  if (challenge->scheme == "basic") {
+    if (!credentials) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("registry ", registry_, " needs authentication", login_hint));
+    }
+    authorization = absl::StrCat("Basic ", EncodeAuth(*credentials));
+    if (authorization == failed) {
+      return absl::UnauthenticatedError(absl::StrCat("registry ", registry_,
+                                                     " rejected the credentials for user \"",
+                                                     credentials->username, "\"", login_hint));
+    }
+  } else if (challenge->scheme == "bearer") {
+    const std::string& realm = challenge->params["realm"];
+    if (!absl::StartsWith(realm, "https://") && !absl::StartsWith(realm, "http://")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": bearer challenge without an http(s) realm: ", header));
+    }
+    // GET realm?service=...&scope=..., with the credentials (if any) as Basic auth.
+    std::string token_url = realm;
+    char separator = absl::StrContains(realm, "?") ? '&' : '?';
+    for (const char* key : {"service", "scope"}) {
+      auto it = challenge->params.find(key);
+      if (it == challenge->params.end() || it->second.empty()) continue;
+      char* escaped =
+          curl_easy_escape(nullptr, it->second.c_str(), static_cast<int>(it->second.size()));
+      absl::StrAppend(&token_url, std::string(1, separator), key, "=", escaped);
+      curl_free(escaped);
+      separator = '&';
+    }
+    std::string basic = credentials ? absl::StrCat("Basic ", EncodeAuth(*credentials)) : "";
+    NA_ASSIGN_OR_RETURN(HttpResponse r, Perform("GET", token_url, {}, "", 1 << 20, basic));
+    if (r.status == 401 || r.status == 403) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          "registry ", registry_, ": the token server ", realm,
+          credentials
+              ? absl::StrCat(" rejected the credentials for user \"", credentials->username, "\"")
+              : " refused an anonymous token",
+          " (HTTP ", r.status, ")", login_hint));
+    }
+    if (r.status != 200)
+      return StatusForHttp(absl::StrCat(what, ": GET ", realm), r, registry_,
+                           credentials ? credentials->username : "");
+    nlohmann::json j = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    std::string token;
+    for (const char* key : {"token", "access_token"}) {
+      if (j.is_object() && j.contains(key) && j[key].is_string()) {
+        token = j[key].get<std::string>();
+        if (!token.empty()) break;
+      }
+    }
+    if (token.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": the token server ", realm, " sent no token"));
+    }
+    authorization = absl::StrCat("Bearer ", token);
+    if (authorization == failed) {
+      return absl::UnauthenticatedError(absl::StrCat("registry ", registry_,
+                                                     " refused the token its server issued",
+                                                     credentials ? "" : login_hint));
+    }
+  } else {
+    return absl::UnimplementedError(
+        absl::StrCat(what, ": unsupported authentication scheme \"", challenge->scheme, "\""));
+  }
+  absl::MutexLock lock(&auth_mu_);
+  authorization_ = std::move(authorization);
+  return absl::OkStatus();
+}
+
+absl::Status RegistryClient::CheckAccess() {
+  NA_ASSIGN_OR_RETURN(HttpResponse r, Request("GET", "/v2/", {}, ""));
+  if (r.status != 200) return HttpError(absl::StrCat("GET ", Url("/v2/")), r);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RegistryClient::Manifest> RegistryClient::GetManifest(const std::string& repository,
@@ -364,9 +504,24 @@ absl::StatusOr<ByteSource> RegistryClient::OpenBlob(const std::string& repositor
   curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, 60L);
   ApplyTls(curl.get());
+  Slist headers;
+  if (!Authorization().empty()) {
+    // A token may have expired since the manifest was read (some last a minute): a HEAD
+    // renews it before the stream starts.
+    NA_ASSIGN_OR_RETURN(bool exists, HasBlob(repository, digest));
+    if (!exists) return absl::NotFoundError(absl::StrCat("GET ", url, ": blob not found"));
+    headers.reset(
+        curl_slist_append(nullptr, absl::StrCat("Authorization: ", Authorization()).c_str()));
+  }
   auto stream = std::make_shared<BlobStream>();
-  NA_RETURN_IF_ERROR(
-      stream->Start(std::move(curl), absl::StrCat("GET ", url), std::move(on_bytes)));
+  NA_RETURN_IF_ERROR(stream->Start(
+      std::move(curl), std::move(headers), absl::StrCat("GET ", url),
+      [registry = registry_,
+       username = options_.credentials ? options_.credentials->username : std::string()](
+          const std::string& what, const HttpResponse& r) {
+        return StatusForHttp(what, r, registry, username);
+      },
+      std::move(on_bytes)));
   return ByteSource([stream]() { return stream->Next(); });
 }
 

@@ -172,7 +172,7 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext* context,
     writer->Write(message);
   };
   absl::StatusOr<PullResult> pulled =
-      image::PullImage(*store_, request->ref(), FromProto(request->access()), progress);
+      image::PullImage(*store_, request->ref(), Access(request->access()), progress);
   if (!pulled.ok()) return ToGrpcStatus(pulled.status());
   v1::PullImageResponse last;
   ToProto(pulled->image, last.mutable_image());
@@ -195,7 +195,7 @@ grpc::Status ImageServiceImpl::PushImage(grpc::ServerContext* context,
     writer->Write(message);
   };
   absl::StatusOr<std::string> digest = image::PushImage(*store_, request->image(), request->ref(),
-                                                        FromProto(request->access()), progress);
+                                                        Access(request->access()), progress);
   if (!digest.ok()) return ToGrpcStatus(digest.status());
   v1::PushImageResponse last;
   last.set_digest(*digest);
@@ -284,6 +284,31 @@ grpc::Status ImageServiceImpl::GetDiskUsage(grpc::ServerContext* /*context*/,
     out->set_image_id(snapshot.image_id);
     out->set_upper_bytes(snapshot.upper_bytes);
   }
+  return grpc::Status::OK;
+}
+
+RegistryOptions ImageServiceImpl::Access(const v1::RegistryAccess& access) const {
+  RegistryOptions options = FromProto(access);
+  options.credential_store = &credentials_;
+  return options;
+}
+
+grpc::Status ImageServiceImpl::Login(grpc::ServerContext* /*context*/,
+                                     const v1::LoginRequest* request, v1::LoginResponse* response) {
+  absl::Status s = LoginRegistry(credentials_, request->registry(),
+                                 Credentials{request->username(), request->password()},
+                                 FromProto(request->access()));
+  if (!s.ok()) return ToGrpcStatus(s);
+  response->set_saved_in(credentials_.path());
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::Logout(grpc::ServerContext* /*context*/,
+                                      const v1::LogoutRequest* request,
+                                      v1::LogoutResponse* response) {
+  absl::StatusOr<bool> removed = LogoutRegistry(credentials_, request->registry());
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  response->set_removed(*removed);
   return grpc::Status::OK;
 }
 

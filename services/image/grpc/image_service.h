@@ -7,13 +7,17 @@
 
 #include "nodeagent/v1/image.grpc.pb.h"
 #include "services/image/core/image_store.h"
+#include "services/image/core/registry_auth.h"
+#include "services/image/core/registry_client.h"
 
 namespace nodeagent::image {
 
 class ImageServiceImpl final : public v1::ImageService::Service {
  public:
   // `store` is not owned and must outlive the service.
-  explicit ImageServiceImpl(ImageStore* store) : store_(store) {}
+  // Registry credentials are kept in <store root>/auth.json.
+  explicit ImageServiceImpl(ImageStore* store)
+      : store_(store), credentials_(store->root() + "/auth.json") {}
 
   grpc::Status ListImages(grpc::ServerContext* context, const v1::ListImagesRequest* request,
                           v1::ListImagesResponse* response) override;
@@ -58,9 +62,17 @@ class ImageServiceImpl final : public v1::ImageService::Service {
                            v1::PruneImagesResponse* response) override;
   grpc::Status GetDiskUsage(grpc::ServerContext* context, const v1::GetDiskUsageRequest* request,
                             v1::GetDiskUsageResponse* response) override;
+  grpc::Status Login(grpc::ServerContext* context, const v1::LoginRequest* request,
+                     v1::LoginResponse* response) override;
+  grpc::Status Logout(grpc::ServerContext* context, const v1::LogoutRequest* request,
+                      v1::LogoutResponse* response) override;
 
  private:
+  // Registry options from a request, with the saved credentials to look up.
+  RegistryOptions Access(const v1::RegistryAccess& access) const;
+
   ImageStore* const store_;
+  CredentialStore credentials_;
 };
 
 }  // namespace nodeagent::image

@@ -19,6 +19,7 @@
 #include "services/common/linux/files.h"
 #include "services/image/core/busybox_image.h"
 #include "services/image/core/digest.h"
+#include "services/image/core/host_ops.h"
 #include "tests/integration/image/test_util.h"
 
 namespace nodeagent::image {
@@ -376,6 +377,49 @@ TEST_F(ImageStoreTest, DirectoryReplacedBySymlinkNeverChangesTheTarget) {
   }
 }
 
+TEST_F(ImageStoreTest, DirectoryEntryOverASymlinkReplacesTheSymlink) {
+  // The directory's owner, mode and times must land on a directory of the layer, never on
+  // what a symlink of the same name points to.
+  struct stat before = StatOrDie(victim_);
+  absl::StatusOr<Image> image =
+      Import("over", TarBuilder()
+                         .Symlink("d", victim_)
+                         .Dir("d", {.mode = 0700, .uid = 0, .gid = 0, .mtime = 1})
+                         .File("d/inside", "x")
+                         .Finish());
+  struct stat after = StatOrDie(victim_);
+  EXPECT_EQ(after.st_mode, before.st_mode);
+  EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  ExpectVictimUntouched();
+  ASSERT_TRUE(image.ok()) << image.status();
+  EXPECT_TRUE(IsDirectory(LayerOf(*image) + "/d"));
+  EXPECT_EQ(ReadFileOrDie(LayerOf(*image) + "/d/inside"), "x");
+}
+
+TEST_F(ImageStoreTest, DirectoryReplacedBySymlinkThenWrittenThroughIsRejected) {
+  // "d" is a known directory until the symlink entry replaces it; what comes after must not
+  // be written through the symlink.
+  absl::StatusOr<Image> image = Import("swap2", TarBuilder()
+                                                    .Dir("d")
+                                                    .File("d/a", "1")
+                                                    .Symlink("e", victim_)
+                                                    .Dir("e2")
+                                                    .File("e2/b", "2")
+                                                    .Finish());
+  ASSERT_TRUE(image.ok()) << image.status();
+  ExpectVictimUntouched();
+  absl::StatusOr<Image> evil = Import(
+      "swap3",
+      TarBuilder().Dir("d").File("d/a", "1").Symlink("d", victim_).File("d/pwned", "x").Finish());
+  ExpectVictimUntouched();
+  if (evil.ok()) {
+    // libarchive could not replace the non-empty directory: the file went into it.
+    EXPECT_TRUE(IsDirectory(LayerOf(*evil) + "/d"));
+  } else {
+    EXPECT_EQ(evil.status().code(), absl::StatusCode::kInvalidArgument) << evil.status();
+  }
+}
+
 TEST_F(ImageStoreTest, TruncatedTarIsRejectedNamingTheEntry) {
   std::string tar = TarBuilder().File("small", "s").File("big", std::string(100000, 'b')).Finish();
   absl::StatusOr<Image> image = Import("cut", tar.substr(0, 50000));
@@ -425,6 +469,35 @@ TEST_F(ImageStoreTest, TruncatedGzipIsRejected) {
   absl::StatusOr<Image> image = Import("cut", gz.substr(0, gz.size() / 2));
   EXPECT_EQ(image.status().code(), absl::StatusCode::kInvalidArgument) << image.status();
   ExpectNothingKept();
+}
+
+TEST_F(ImageStoreTest, GzipWithABadChecksumIsRejected) {
+  std::string gz = TarBuilder(testing::Compression::kGzip).File("f", "some content").Finish();
+  // The trailer: CRC32 of the uncompressed data, then its length.
+  gz[gz.size() - 8] = static_cast<char>(gz[gz.size() - 8] ^ 0x5a);
+  absl::StatusOr<Image> image = Import("crc", gz);
+  EXPECT_EQ(image.status().code(), absl::StatusCode::kInvalidArgument) << image.status();
+  EXPECT_THAT(image.status().message(), HasSubstr("gzip: checksum mismatch"));
+  ExpectNothingKept();
+}
+
+TEST_F(ImageStoreTest, ConcatenatedGzipMembersAreOneStream) {
+  // gzip -d reads every member; so does the unpacker (and the diff id covers them all).
+  std::string first = TarBuilder(testing::Compression::kGzip).File("one", "1").Finish();
+  std::string second = TarBuilder(testing::Compression::kGzip).File("two", "2").Finish();
+  absl::StatusOr<Image> both = Import("members", first + second);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ(ReadFileOrDie(LayerOf(*both) + "/one"), "1");
+  absl::StatusOr<Image> alone = Import("member", first);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_NE(both->layers.at(0), alone->layers.at(0));
+  // Zero padding after the last member is ignored (gzip -d does the same).
+  absl::StatusOr<Image> padded = Import("padded", first + std::string(1000, '\0'));
+  ASSERT_TRUE(padded.ok()) << padded.status();
+  EXPECT_EQ(padded->layers.at(0), alone->layers.at(0));
+  // A member cut short is an error, not the end of the stream.
+  absl::StatusOr<Image> cut = Import("cut", first + second.substr(0, second.size() - 4));
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kInvalidArgument) << cut.status();
 }
 
 TEST_F(ImageStoreTest, GarbageIsNotATar) {
