@@ -1,8 +1,8 @@
 // IPC between containers (the seed's bonus exercise 2), through nodectl against a node of the
 // test's own: a FIFO in a shared named volume carries data from one container's process to
-// another's; System V shared memory (IPC namespace) is shared under --ipc container:ID (of a
-// --ipc shareable container) and --ipc host, POSIX shared memory (/dev/shm) under --ipc host,
-// and both are isolated otherwise. busybox has no ipcmk, so a small static probe is bound into the
+// another's; System V shared memory (IPC namespace) and POSIX shared memory (/dev/shm) are
+// shared under --ipc container:ID (of a --ipc shareable container) and --ipc host, and
+// isolated otherwise. busybox has no ipcmk, so a small static probe is bound into the
 // containers.
 
 #include <fcntl.h>
@@ -72,8 +72,8 @@ TEST_F(IpcE2E, SharedMemoryIsSharedUnderIpcContainerAndIsolatedOtherwise) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(sysv.out, "hello-sysv\n") << sysv.err;
-  // The owner's own /dev/shm holds its POSIX segment (not shared with joiners yet: README).
-  CommandResult posix = Nodectl({"exec", "ipc-owner", "/probe", "posix-read", "na-shm"});
+  // POSIX shared memory lives in /dev/shm: the joiner gets the owner's.
+  CommandResult posix = in({"--ipc", "container:ipc-owner"}, "posix-read na-shm");
   EXPECT_EQ(posix.out, "hello-posix\n") << posix.err;
 
   // A container of its own sees neither.

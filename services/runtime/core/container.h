@@ -21,6 +21,8 @@ struct MountSpec {
   std::string source;
   std::string destination;
   std::vector<std::string> options;
+  // Set: `source` is resolved in this mount namespace (see ShimMount::source_mount_ns).
+  std::string source_mount_ns = {};
 };
 
 struct IdMapping {

@@ -54,7 +54,7 @@ ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
     shim.rootfs_mounts.push_back({m.type, m.source, m.destination, m.options});
   }
   for (const MountSpec& m : mounts) {
-    shim.mounts.push_back({m.type, m.source, m.destination, m.options});
+    shim.mounts.push_back({m.type, m.source, m.destination, m.options, m.source_mount_ns});
   }
   shim.readonly_rootfs = r.config.read_only_rootfs;
   shim.hostname = r.config.hostname;
@@ -411,11 +411,19 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
     }
     return false;
   };
-  // POSIX shared memory lives in /dev/shm, not in the IPC namespace: --ipc host shares the
-  // host's. (Under --ipc container:X it stays the container's own: X's /dev/shm is a mount of
-  // another mount namespace, which the kernel refuses to bind; see the README.)
-  if (record.config.ipc_mode == "host" && !bound_at("/dev/shm")) {
-    mounts->push_back({"bind", "/dev/shm", "/dev/shm", {}});
+  // POSIX shared memory lives in /dev/shm, not in the IPC namespace: sharing IPC shares it
+  // too, as in Docker. Another container's /dev/shm is a mount of its mount namespace, which
+  // the shim clones from inside that namespace.
+  if (!bound_at("/dev/shm")) {
+    absl::string_view owner = record.config.ipc_mode;
+    if (record.config.ipc_mode == "host") {
+      mounts->push_back({"bind", "/dev/shm", "/dev/shm", {}});
+    } else if (absl::ConsumePrefix(&owner, "container:")) {
+      auto pid = LivePid(std::string(owner));
+      if (!pid.ok()) return fail(Annotate(pid.status(), "join the ipc namespace"));
+      mounts->push_back(
+          {"bind", "/dev/shm", "/dev/shm", {}, absl::StrCat("/proc/", *pid, "/ns/mnt")});
+    }
   }
   if (!bound_at("/etc/hostname")) {
     mounts->push_back({"bind", absl::StrCat(bundle, "/", kHostnameFile), "/etc/hostname", {}});

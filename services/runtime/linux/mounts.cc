@@ -160,7 +160,7 @@ absl::Status ApplyMount(const ShimMount& m, MountTarget& target, int detached_bi
       if (::move_mount(detached_bind, "", target.resolved.get(), "",
                        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
         return LastErrnoStatus(
-            absl::StrCat("move_mount \"", m.source, "\" (shared) -> \"", shown, "\""));
+            absl::StrCat("move_mount \"", m.source, "\" (cloned) -> \"", shown, "\""));
       }
     } else {
       NA_RETURN_IF_ERROR(Mount(m.source, path, "", MS_BIND | (recursive ? MS_REC : 0), "", shown));
@@ -307,6 +307,29 @@ absl::StatusOr<UniqueFd> CloneSharedBindSource(const ShimMount& m) {
   int fd = ::open_tree(AT_FDCWD, m.source.c_str(),
                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
   if (fd < 0) return LastErrnoStatus(absl::StrCat(what, ": open_tree"));
+  return UniqueFd(fd);
+}
+
+absl::StatusOr<UniqueFd> CloneBindSourceFromNamespace(const ShimMount& m) {
+  const std::string what = absl::StrCat("bind \"", m.source, "\" of ", m.source_mount_ns);
+  int own = ::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  if (own < 0) return LastErrnoStatus(absl::StrCat(what, ": open own mount namespace"));
+  UniqueFd own_ns(own);
+  int other = ::open(m.source_mount_ns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (other < 0) return LastErrnoStatus(absl::StrCat(what, ": open"));
+  UniqueFd other_ns(other);
+  if (::setns(other_ns.get(), CLONE_NEWNS) != 0) return LastErrnoStatus(what + ": setns");
+  int fd = ::open_tree(AT_FDCWD, m.source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  int clone_errno = errno;
+  // Back before anything else: every later step expects this process's own namespace.
+  if (::setns(own_ns.get(), CLONE_NEWNS) != 0) {
+    if (fd >= 0) ::close(fd);
+    return LastErrnoStatus(what + ": setns back to the container's mount namespace");
+  }
+  if (fd < 0) {
+    errno = clone_errno;
+    return LastErrnoStatus(what + ": open_tree");
+  }
   return UniqueFd(fd);
 }
 

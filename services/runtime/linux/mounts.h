@@ -51,6 +51,10 @@ absl::Status MountInRoot(int root_fd, const ShimMount& m, int detached_bind = -1
 // as Docker's rshared binds do. The source's mount must be shared on the host already (the
 // runtime never changes the host's propagation): FAILED_PRECONDITION naming it otherwise.
 absl::StatusOr<linux::UniqueFd> CloneSharedBindSource(const ShimMount& m);
+// A clone of `m.source` as seen in the mount namespace `m.source_mount_ns`: enters that
+// namespace, clones the mount (open_tree) and comes back. The caller must be single-threaded
+// and own its fs_struct (a clone without CLONE_FS), as setns(CLONE_NEWNS) requires.
+absl::StatusOr<linux::UniqueFd> CloneBindSourceFromNamespace(const ShimMount& m);
 
 // Applies one ShimMount at host path `target` (the rootfs itself).
 absl::Status MountAtPath(const ShimMount& m, const std::string& target);

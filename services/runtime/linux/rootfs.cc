@@ -99,7 +99,9 @@ absl::StatusOr<std::string> PrepareRootfs(const ShimConfig& config, int mounted_
   for (size_t i = 0; mounted_root < 0 && i < config.mounts.size(); ++i) {
     const ShimMount& m = config.mounts[i];
     NA_ASSIGN_OR_RETURN(MountOptions opts, ParseMountOptions(m.options));
-    if ((m.type == "bind" || opts.IsBind()) && (opts.propagation & MS_SHARED)) {
+    if (!m.source_mount_ns.empty()) {
+      NA_ASSIGN_OR_RETURN(shared_binds[i], CloneBindSourceFromNamespace(m));
+    } else if ((m.type == "bind" || opts.IsBind()) && (opts.propagation & MS_SHARED)) {
       NA_ASSIGN_OR_RETURN(shared_binds[i], CloneSharedBindSource(m));
     }
   }

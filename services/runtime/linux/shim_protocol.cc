@@ -11,10 +11,12 @@ namespace {
 using nlohmann::json;
 
 json MountToJson(const ShimMount& m) {
-  return json{{"type", m.type},
-              {"source", m.source},
-              {"destination", m.destination},
-              {"options", m.options}};
+  json j{{"type", m.type},
+         {"source", m.source},
+         {"destination", m.destination},
+         {"options", m.options}};
+  if (!m.source_mount_ns.empty()) j["source_mount_ns"] = m.source_mount_ns;
+  return j;
 }
 
 ShimMount MountFromJson(const json& j) {
@@ -23,6 +25,7 @@ ShimMount MountFromJson(const json& j) {
   m.source = j.value("source", "");
   m.destination = j.value("destination", "");
   m.options = j.value("options", std::vector<std::string>{});
+  m.source_mount_ns = j.value("source_mount_ns", "");
   return m;
 }
 

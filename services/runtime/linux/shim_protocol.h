@@ -91,6 +91,9 @@ struct ShimMount {
   std::string source;
   std::string destination;           // Absolute path in the container; empty for the rootfs itself.
   std::vector<std::string> options;  // "ro", "rbind", "rslave", "lowerdir=...", ...
+  // Set: `source` is a path in that mount namespace (a /proc/PID/ns/mnt file), bound by cloning
+  // it there (open_tree) -- another container's /dev/shm under --ipc container:.
+  std::string source_mount_ns = {};
 };
 
 // One namespace of the container, as in the OCI runtime spec's linux.namespaces.

@@ -127,6 +127,7 @@ absl::Status MountIdMapped(const ShimConfig& config, const std::string& rootfs, 
 // A detached clone of a bind mount's source (unset for other mounts), made in the current
 // mount namespace.
 absl::StatusOr<UniqueFd> CloneBindSource(const ShimMount& m) {
+  if (!m.source_mount_ns.empty()) return CloneBindSourceFromNamespace(m);
   NA_ASSIGN_OR_RETURN(MountOptions opts, ParseMountOptions(m.options));
   if (m.type != "bind" && !opts.IsBind()) return UniqueFd();
   int fd =
