@@ -632,8 +632,14 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
               grpc::ClientReaderWriterInterface<Request, Response>* stream,
               grpc::ClientContext* context, Request first, bool tty, bool interactive,
               const std::string& detach_keys = "") {
-  auto detached = std::make_shared<std::atomic<bool>>(false);
-  std::mutex write_mu;  // gRPC allows one writer at a time; input and resize both write.
+  // Shared with the input thread, which can outlive this call (a read() on a terminal cannot
+  // be interrupted): once `finished` is set it touches nothing of the call again.
+  struct InputState {
+    std::mutex mu;  // gRPC allows one writer at a time; input and resize both write.
+    bool finished = false;
+    std::atomic<bool> detached{false};
+  };
+  auto state = std::make_shared<InputState>();
   if (auto size = linux::TerminalSize(STDIN_FILENO); size && tty) {
     first.set_rows(static_cast<uint32_t>(size->first));
     first.set_cols(static_cast<uint32_t>(size->second));
@@ -654,8 +660,8 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
       Request resize;
       resize.set_rows(static_cast<uint32_t>(size->first));
       resize.set_cols(static_cast<uint32_t>(size->second));
-      std::lock_guard<std::mutex> lock(write_mu);
-      stream->Write(resize);
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (!state->finished) stream->Write(resize);
       return;
     }
     v1::KillContainerRequest kill;
@@ -666,8 +672,7 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
     (void)ctx.Runtime()->KillContainer(kill_context.get(), kill, &killed);
   });
   if (interactive) {
-    // Detached: a read() on the terminal cannot be interrupted; the process exits after this.
-    std::thread([stream, &write_mu, detach_keys, detached, context] {
+    std::thread([stream, state, detach_keys, context] {
       std::string buffer(65536, '\0');
       size_t matched = 0;  // Bytes of detach_keys seen last, held back until they decide.
       while (true) {
@@ -679,7 +684,9 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
           if (c == detach_keys[matched]) {
             if (++matched < detach_keys.size()) continue;
             // Detach: end the call; the container keeps running and its stdin stays open.
-            detached->store(true);
+            std::lock_guard<std::mutex> lock(state->mu);
+            if (state->finished) return;
+            state->detached.store(true);
             context->TryCancel();
             return;
           }
@@ -692,7 +699,8 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
           }
         }
         if (detach_keys.empty() && n > 0) data.assign(buffer.data(), static_cast<size_t>(n));
-        std::lock_guard<std::mutex> lock(write_mu);
+        std::lock_guard<std::mutex> lock(state->mu);
+        if (state->finished) return;
         Request input;
         if (n <= 0) {
           input.set_close_stdin(true);
@@ -722,15 +730,22 @@ int PumpStdio(CliContext& ctx, const std::string& container_id,
   }
   SetSignalHandler(nullptr);
   raw.reset();
-  if (!exited && detached->load()) return kDetached;
+  int result = kExitRunError;
   if (exited) {
-    context->TryCancel();  // Ends our half too; the input thread may still hold it open.
-    return exit_code;
+    context->TryCancel();  // Ends our half too (and any Write of the input thread).
+    result = exit_code;
+  } else if (state->detached.load()) {
+    result = kDetached;  // The input thread cancelled the call.
+  } else {
+    // The service ended the call without an exit: its status says why.
+    grpc::Status status = stream->Finish();
+    PrintError(container_id, status, "runtime");
   }
-  // The service ended the call without an exit: its status says why.
-  grpc::Status status = stream->Finish();
-  PrintError(container_id, status, "runtime");
-  return kExitRunError;
+  // Waits for the input thread to be out of the call (a detach's TryCancel included): the
+  // stream and context die with our caller.
+  std::lock_guard<std::mutex> lock(state->mu);
+  state->finished = true;
+  return result;
 }
 
 int AttachTo(CliContext& ctx, const std::string& id, bool tty, bool interactive,
