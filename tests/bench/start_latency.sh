@@ -38,27 +38,11 @@ for b in crun runc unshare chroot; do command -v $b >/dev/null || die "missing $
 [ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
 [ -x "$NODECTL" ] || die "missing $NODECTL (build first)"
 
-if [ -z "${NABENCH_IN_NS:-}" ] && [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
-  export NABENCH_IN_NS=1
-  exec unshare -m --propagation private bash -c '
-    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || exit 1
-    bash "$0" "$@"; rc=$?
-    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-    exit $rc' "$0" "$@"
-fi
+# shellcheck source=runtime_peers.sh
+source "$HERE/runtime_peers.sh"
+peers_private_hugetlb "$@"
 
-# --- bundle for crun/runc: the same busybox the built-in image is made of ---------------
-if [ ! -x "$ROOTFS/bin/busybox" ] || [ ! -f "$BUNDLE/config.json" ]; then
-  rm -rf "$BUNDLE"
-  mkdir -p "$ROOTFS"/{bin,proc,sys,dev,tmp,etc} || die "cannot create $ROOTFS"
-  cp /bin/busybox "$ROOTFS/bin/busybox"
-  chroot "$ROOTFS" /bin/busybox --install -s /bin || die "busybox --install failed"
-  (cd "$BUNDLE" && crun spec) || die "crun spec failed"
-  sed -i -e 's/"terminal": true/"terminal": false/' \
-         -e 's/^\([[:space:]]*\)"sh"$/\1"\/bin\/true"/' \
-         -e 's/"readonly": true/"readonly": false/' "$BUNDLE/config.json"
-  grep -q '"/bin/true"' "$BUNDLE/config.json" || die "could not edit config.json"
-fi
+peers_busybox_bundle "$BUNDLE" '"/bin/true"'
 
 # --- our node ------------------------------------------------------------------------------
 na() { "$NODECTL" --run-dir "$RUN_DIR" "$@"; }

@@ -26,20 +26,14 @@ using ::testing::HasSubstr;
 
 class IpcE2E : public NodeFixture {
  protected:
-  static std::string Detached(std::vector<std::string> args) {
-    args.insert(args.begin(), {"run", "-d"});
-    CommandResult r = Nodectl(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return std::string(absl::StripTrailingAsciiWhitespace(r.out));
-  }
   static std::string ProbeMount() { return absl::StrCat(IPC_PROBE_PATH, ":/probe:ro"); }
 };
 
 TEST_F(IpcE2E, FifoInASharedVolumeCarriesDataBetweenContainers) {
   const std::string volume = absl::StrCat("ipc-fifo-", getpid());
   // The reader makes the FIFO and blocks on it until the writer, in another container, opens it.
-  std::string reader = Detached({"--network", "none", "-v", volume + ":/shared", "busybox", "sh",
-                                 "-c", "mkfifo /shared/pipe && cat /shared/pipe"});
+  std::string reader = RunDetached({"--network", "none", "-v", volume + ":/shared", "busybox", "sh",
+                                    "-c", "mkfifo /shared/pipe && cat /shared/pipe"});
   CommandResult writer =
       Nodectl({"run", "--rm", "--network", "none", "-v", volume + ":/shared", "busybox", "sh", "-c",
                "for i in $(seq 100); do [ -p /shared/pipe ] && break; sleep 0.05; done; "
@@ -53,11 +47,11 @@ TEST_F(IpcE2E, FifoInASharedVolumeCarriesDataBetweenContainers) {
 
 TEST_F(IpcE2E, SharedMemoryIsSharedUnderIpcContainerAndIsolatedOtherwise) {
   const std::string key = absl::StrCat(700000 + getpid() % 100000);
-  std::string owner = Detached({"--name", "ipc-owner", "--ipc", "shareable", "--network", "none",
-                                "-v", ProbeMount(), "busybox", "sh", "-c",
-                                "/probe sysv-create " + key +
-                                    " hello-sysv && "
-                                    "/probe posix-create na-shm hello-posix && sleep 600"});
+  std::string owner = RunDetached({"--name", "ipc-owner", "--ipc", "shareable", "--network", "none",
+                                   "-v", ProbeMount(), "busybox", "sh", "-c",
+                                   "/probe sysv-create " + key +
+                                       " hello-sysv && "
+                                       "/probe posix-create na-shm hello-posix && sleep 600"});
   auto in = [&](std::vector<std::string> flags, const std::string& probe_args) {
     std::vector<std::string> args = {"run", "--rm", "--network", "none", "-v", ProbeMount()};
     args.insert(args.end(), flags.begin(), flags.end());
@@ -86,7 +80,7 @@ TEST_F(IpcE2E, SharedMemoryIsSharedUnderIpcContainerAndIsolatedOtherwise) {
 
   // A private container cannot be joined (Docker's rule), and nothing is left of the attempt.
   std::string loner =
-      Detached({"--name", "ipc-private", "--network", "none", "busybox", "sleep", "600"});
+      RunDetached({"--name", "ipc-private", "--network", "none", "busybox", "sleep", "600"});
   CommandResult join = in({"--ipc", "container:ipc-private"}, "sysv-read " + key);
   EXPECT_EQ(join.exit_code, 125);
   EXPECT_THAT(join.err, HasSubstr("--ipc shareable"));

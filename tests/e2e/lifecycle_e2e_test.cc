@@ -24,23 +24,6 @@ using ::testing::HasSubstr;
 
 class LifecycleE2E : public NodeFixture {
  protected:
-  static std::string Detached(std::vector<std::string> args) {
-    args.insert(args.begin(), {"run", "-d"});
-    CommandResult run = Nodectl(args);
-    EXPECT_EQ(run.exit_code, 0) << run.err;
-    return std::string(absl::StripTrailingAsciiWhitespace(run.out));
-  }
-  // A field of `nodectl inspect` (flat JSON scan; enough for ids, states and pids).
-  static std::string Field(const std::string& container, const std::string& key) {
-    CommandResult inspect = Nodectl({"inspect", container});
-    std::string needle = absl::StrCat("\"", key, "\": ");
-    size_t at = inspect.out.find(needle);
-    if (at == std::string::npos) return "";
-    size_t start = at + needle.size();
-    size_t end = inspect.out.find_first_of(",\n", start);
-    std::string value = inspect.out.substr(start, end - start);
-    return std::string(absl::StripPrefix(absl::StripSuffix(value, "\""), "\""));
-  }
   static int LogLines(const std::string& container) {
     CommandResult logs = Nodectl({"logs", container});
     return static_cast<int>(std::count(logs.out.begin(), logs.out.end(), '\n'));
@@ -49,7 +32,7 @@ class LifecycleE2E : public NodeFixture {
 
 TEST_F(LifecycleE2E, StopUsesTheStopSignalFirst) {
   std::string id =
-      Detached({"busybox", "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 1; done"});
+      RunDetached({"busybox", "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 1; done"});
   auto start = std::chrono::steady_clock::now();
   CommandResult stop = Nodectl({"stop", id});
   EXPECT_EQ(stop.exit_code, 0) << stop.err;
@@ -61,7 +44,7 @@ TEST_F(LifecycleE2E, StopUsesTheStopSignalFirst) {
 
 TEST_F(LifecycleE2E, StopKillsAfterTheGracePeriod) {
   // sleep as PID 1 has no TERM handler, so the kernel drops SIGTERM: only SIGKILL ends it.
-  std::string id = Detached({"busybox", "sleep", "600"});
+  std::string id = RunDetached({"busybox", "sleep", "600"});
   auto start = std::chrono::steady_clock::now();
   CommandResult stop = Nodectl({"stop", "-t", "1", id});
   auto took = std::chrono::steady_clock::now() - start;
@@ -73,12 +56,13 @@ TEST_F(LifecycleE2E, StopKillsAfterTheGracePeriod) {
 }
 
 TEST_F(LifecycleE2E, PauseFreezesAndUnpauseThaws) {
-  std::string id = Detached({"busybox", "sh", "-c", "while :; do echo tick; usleep 20000; done"});
+  std::string id =
+      RunDetached({"busybox", "sh", "-c", "while :; do echo tick; usleep 20000; done"});
   // Wait for output to flow before pausing.
   for (int i = 0; i < 200 && LogLines(id) < 3; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(Nodectl({"pause", id}).exit_code, 0);
-  EXPECT_EQ(Field(id, "state"), "CONTAINER_STATE_PAUSED");
+  EXPECT_EQ(InspectField(id, "state"), "CONTAINER_STATE_PAUSED");
   EXPECT_THAT(Nodectl({"ps"}).out, HasSubstr("Paused"));
   int frozen = LogLines(id);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // The window being measured.
@@ -90,16 +74,16 @@ TEST_F(LifecycleE2E, PauseFreezesAndUnpauseThaws) {
   for (int i = 0; i < 200 && LogLines(id) <= frozen; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_GT(LogLines(id), frozen);
-  EXPECT_EQ(Field(id, "state"), "CONTAINER_STATE_RUNNING");
+  EXPECT_EQ(InspectField(id, "state"), "CONTAINER_STATE_RUNNING");
   // A paused container can be removed by force (SIGKILL needs a thaw to land).
   ASSERT_EQ(Nodectl({"pause", id}).exit_code, 0);
   EXPECT_EQ(Nodectl({"rm", "-f", id}).exit_code, 0);
 }
 
 TEST_F(LifecycleE2E, NamespacesByInodeLikeLsns) {
-  std::string id = Detached({"busybox", "sleep", "600"});
+  std::string id = RunDetached({"busybox", "sleep", "600"});
   int pid = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(Field(id, "pid"), &pid));
+  ASSERT_TRUE(absl::SimpleAtoi(InspectField(id, "pid"), &pid));
   CommandResult ns = Nodectl({"ns", id});
   ASSERT_EQ(ns.exit_code, 0) << ns.err;
   for (const char* type : {"mnt", "net", "pid", "uts", "ipc", "cgroup", "user"}) {
@@ -128,7 +112,7 @@ TEST_F(LifecycleE2E, NamespacesByInodeLikeLsns) {
 }
 
 TEST_F(LifecycleE2E, MountsWithPropagation) {
-  std::string id = Detached({"busybox", "sleep", "600"});
+  std::string id = RunDetached({"busybox", "sleep", "600"});
   CommandResult mounts = Nodectl({"mounts", id});
   ASSERT_EQ(mounts.exit_code, 0) << mounts.err;
   EXPECT_THAT(mounts.out, AllOf(HasSubstr("PROPAGATION"), HasSubstr("overlay"), HasSubstr("proc"),
@@ -141,12 +125,12 @@ TEST_F(LifecycleE2E, MountsWithPropagation) {
 }
 
 TEST_F(LifecycleE2E, RuntimeRestartLosesNothing) {
-  std::string survivor = Detached(
+  std::string survivor = RunDetached(
       {"--name", "survivor", "busybox", "sh", "-c", "echo before; while :; do sleep 1; done"});
-  std::string quitter = Detached({"--name", "quitter", "busybox", "sh", "-c",
-                                  "trap 'echo bye; exit 5' TERM; while :; do sleep 1; done"});
+  std::string quitter = RunDetached({"--name", "quitter", "busybox", "sh", "-c",
+                                     "trap 'echo bye; exit 5' TERM; while :; do sleep 1; done"});
   int quitter_pid = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(Field(quitter, "pid"), &quitter_pid));
+  ASSERT_TRUE(absl::SimpleAtoi(InspectField(quitter, "pid"), &quitter_pid));
   // An interrupted create: a container directory without a record, and its cgroup.
   std::string orphan(64, 'f');
   ASSERT_EQ(
@@ -171,7 +155,7 @@ TEST_F(LifecycleE2E, RuntimeRestartLosesNothing) {
   CommandResult ps = Nodectl({"ps", "-a"});
   EXPECT_THAT(ps.out, HasSubstr("survivor"));
   EXPECT_THAT(ps.out, HasSubstr("Exited (5)"));
-  EXPECT_EQ(Field("survivor", "state"), "CONTAINER_STATE_RUNNING");
+  EXPECT_EQ(InspectField("survivor", "state"), "CONTAINER_STATE_RUNNING");
   EXPECT_EQ(Nodectl({"wait", "quitter"}).out, "5\n");
   EXPECT_EQ(Nodectl({"logs", "survivor"}).out, "before\n");
   EXPECT_EQ(Nodectl({"logs", "quitter"}).out, "bye\n");
@@ -189,7 +173,7 @@ TEST_F(LifecycleE2E, BadLifecycleRequestsAreClearErrors) {
   CommandResult stop = Nodectl({"stop", "nope"});
   EXPECT_NE(stop.exit_code, 0);
   EXPECT_THAT(stop.err, HasSubstr("no such container: nope"));
-  std::string id = Detached({"busybox", "true"});
+  std::string id = RunDetached({"busybox", "true"});
   EXPECT_EQ(Nodectl({"wait", id}).out, "0\n");
   CommandResult pause = Nodectl({"pause", id});
   EXPECT_NE(pause.exit_code, 0);

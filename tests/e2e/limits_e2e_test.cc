@@ -27,10 +27,8 @@ bool PureCgroup2() { return Exists("/sys/fs/cgroup/cgroup.controllers"); }
 class LimitsE2E : public NodeFixture {
  protected:
   static std::string Detached(std::vector<std::string> args) {
-    args.insert(args.begin(), {"run", "-d", "--network", "none"});
-    CommandResult r = Nodectl(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return std::string(absl::StripTrailingAsciiWhitespace(r.out));
+    args.insert(args.begin(), {"--network", "none"});
+    return RunDetached(std::move(args));
   }
 
   // A file of the container's cgroup: v1 under its controller's hierarchy, v2 in its one dir.

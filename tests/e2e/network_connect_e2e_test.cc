@@ -42,14 +42,6 @@ class NetworkConnectE2E : public NodeFixture {
   }
 
   static void TearDownTestSuite() {
-    CommandResult ids = Nodectl({"ps", "-a", "-q"});
-    for (absl::string_view id : absl::StrSplit(ids.out, '\n', absl::SkipEmpty())) {
-      Nodectl({"rm", "-f", std::string(id)});
-    }
-    CommandResult nets = Nodectl({"network", "ls", "-q"});
-    for (absl::string_view net : absl::StrSplit(nets.out, '\n', absl::SkipEmpty())) {
-      Nodectl({"network", "rm", std::string(net)});
-    }
     std::string base = base_;
     NodeFixture::TearDownTestSuite();
     std::vector<std::string> left = LinksWithPrefix(names_.bridge_prefix);
@@ -72,13 +64,6 @@ class NetworkConnectE2E : public NodeFixture {
       if (absl::StrContains(line, "--network") && absl::StrContains(line, "bridge")) return true;
     }
     return false;
-  }
-
-  static std::string RunDetached(std::vector<std::string> args) {
-    args.insert(args.begin(), {"run", "-d"});
-    CommandResult r = Nodectl(args);
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    return std::string(absl::StripTrailingAsciiWhitespace(r.out));
   }
 
   static CommandResult Exec(const std::string& container, const std::string& script) {

@@ -91,17 +91,9 @@ class NetworkE2E : public NodeFixture {
   }
 
   static void TearDownTestSuite() {
-    // Containers first (their endpoints go with them), then what a failed test left attached
-    // by hand, then the networks, then the node.
-    CommandResult ids = Nodectl({"ps", "-a", "-q"});
-    for (absl::string_view id : absl::StrSplit(ids.out, '\n', absl::SkipEmpty())) {
-      Nodectl({"rm", "-f", std::string(id)});
-    }
+    // What a failed test left attached by hand; then the fixture removes containers (their
+    // endpoints go with them), networks and the node; then nothing may be left in the kernel.
     for (const char* id : {"plumb1"}) Nodectl({"network", "detach", id});
-    CommandResult nets = Nodectl({"network", "ls", "-q"});
-    for (absl::string_view net : absl::StrSplit(nets.out, '\n', absl::SkipEmpty())) {
-      Nodectl({"network", "rm", std::string(net)});
-    }
     std::string base = base_;
     NodeFixture::TearDownTestSuite();
     std::vector<std::string> left = LinksWithPrefix(names_.bridge_prefix);
@@ -115,14 +107,6 @@ class NetworkE2E : public NodeFixture {
     }
     for (const std::string& link : left) RunCommand({"ip", "link", "del", link});
     RunCommand({"nft", "delete", "table", "ip", names_.nft_table});
-  }
-
-  // `nodectl run -d` and the new container's id.
-  static std::string RunDetached(std::vector<std::string> args) {
-    args.insert(args.begin(), {"run", "-d"});
-    CommandResult r = Nodectl(args);
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    return std::string(absl::StripTrailingAsciiWhitespace(r.out));
   }
 
   // The address `container` (a name) has on `network`, from `nodectl network inspect`.

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "tests/support/subprocess.h"
 
 namespace nodeagent::testing {
@@ -114,6 +115,14 @@ class NodeFixture : public ::testing::Test {
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), {"busybox", "sh", "-c", script});
     return Nodectl(args);
+  }
+
+  // `nodectl run -d ARGS...` and the new container's id.
+  static std::string RunDetached(std::vector<std::string> args) {
+    args.insert(args.begin(), {"run", "-d"});
+    CommandResult r = Nodectl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return std::string(absl::StripTrailingAsciiWhitespace(r.out));
   }
 
   static inline std::string base_;

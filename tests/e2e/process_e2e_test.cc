@@ -20,17 +20,11 @@ using ::testing::Not;
 
 class ProcessE2E : public NodeFixture {
  protected:
-  static std::string Detached(std::vector<std::string> args) {
-    args.insert(args.begin(), {"run", "-d"});
-    CommandResult run = Nodectl(args);
-    EXPECT_EQ(run.exit_code, 0) << run.err;
-    return std::string(absl::StripTrailingAsciiWhitespace(run.out));
-  }
 };
 
 TEST_F(ProcessE2E, ExecJoinsTheContainer) {
   std::string id =
-      Detached({"--name", "target", "--hostname", "inside", "busybox", "sleep", "600"});
+      RunDetached({"--name", "target", "--hostname", "inside", "busybox", "sleep", "600"});
   CommandResult exec =
       Nodectl({"exec", "target", "sh", "-c", "hostname; ps -o comm | grep -c sleep; exit 6"});
   EXPECT_EQ(exec.exit_code, 6) << exec.err;
@@ -113,8 +107,8 @@ TEST_F(ProcessE2E, NamespaceModes) {
   EXPECT_EQ(none.out, "lo\n");
   // IPC objects (here a POSIX message queue; busybox-static has no ipcmk) are shared under
   // --ipc container: and private otherwise: the mqueue fs belongs to the IPC namespace.
-  std::string owner = Detached({"--name", "ipcowner", "--ipc", "shareable", "busybox", "sh", "-c",
-                                "touch /dev/mqueue/nodeagent-q && sleep 600"});
+  std::string owner = RunDetached({"--name", "ipcowner", "--ipc", "shareable", "busybox", "sh",
+                                   "-c", "touch /dev/mqueue/nodeagent-q && sleep 600"});
   std::string shared;
   for (int i = 0; i < 100 && shared.empty(); ++i) {
     shared =
