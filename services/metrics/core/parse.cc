@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "services/common/linux/mountinfo.h"
 
 namespace nodeagent::metrics {
 namespace {
@@ -24,30 +25,6 @@ BlockDeviceIo& DeviceEntry(std::vector<BlockDeviceIo>& devices, uint32_t major, 
   }
   devices.push_back({major, minor});
   return devices.back();
-}
-
-// Decodes mountinfo's octal escapes ("\040" for a space).
-std::string Unescape(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int value = 0;
-      bool octal = true;
-      for (size_t j = 1; j <= 3; ++j) {
-        char c = s[i + j];
-        if (c < '0' || c > '7') octal = false;
-        value = value * 8 + (c - '0');
-      }
-      if (octal) {
-        out.push_back(static_cast<char>(value));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
 }
 
 }  // namespace
@@ -200,7 +177,7 @@ absl::StatusOr<CgroupLayout> ParseCgroupLayout(absl::string_view mountinfo) {
     }
     if (dash == 0 || f.size() < dash + 4) continue;
     absl::string_view fstype = f[dash + 1];
-    std::string mount_point = Unescape(f[4]);
+    std::string mount_point = linux::UnescapeMountInfoField(f[4]);
     if (fstype == "cgroup2") {
       // On a hybrid host cgroup2 sits at .../unified; prefer the one at the cgroup root.
       if (v2_mount.empty() || !absl::EndsWith(mount_point, "/unified")) v2_mount = mount_point;

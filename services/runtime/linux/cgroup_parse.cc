@@ -5,28 +5,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "services/common/linux/mountinfo.h"
 
 namespace nodeagent::runtime {
 namespace {
-
-bool IsOctalDigit(char c) { return c >= '0' && c <= '7'; }
-
-// mountinfo escapes space, tab, newline and backslash in paths as \ooo.
-std::string UnescapeMountPath(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && IsOctalDigit(s[i + 1]) && IsOctalDigit(s[i + 2]) &&
-        IsOctalDigit(s[i + 3])) {
-      out.push_back(
-          static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-      continue;
-    }
-    out.push_back(s[i]);
-  }
-  return out;
-}
 
 // The v1 controllers of /proc/cgroups (Linux 6.x).
 bool IsV1Controller(absl::string_view name) {
@@ -107,7 +89,7 @@ absl::StatusOr<std::map<std::string, std::string>> ParseCgroupV1Mounts(
       return absl::DataLossError(absl::StrCat("short mountinfo line: \"", line, "\""));
     }
     if (tail[0] != "cgroup") continue;
-    std::string mount_point = UnescapeMountPath(head[4]);
+    std::string mount_point = linux::UnescapeMountInfoField(head[4]);
     if (!IsBelow(mount_point, cgroup_root)) continue;
     for (absl::string_view option : absl::StrSplit(tail[2], ',')) {
       // Super options mix mount options (rw, clone_children, release_agent=...) with the

@@ -11,34 +11,9 @@
 #include "absl/strings/str_split.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
+#include "services/common/linux/mountinfo.h"
 
 namespace nodeagent::runtime {
-namespace {
-
-std::string Unescape(absl::string_view field) {
-  std::string out;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size()) {
-      int value = 0;
-      bool octal = true;
-      for (size_t k = 1; k <= 3; ++k) {
-        char c = field[i + k];
-        if (c < '0' || c > '7') octal = false;
-        value = value * 8 + (c - '0');
-      }
-      if (octal) {
-        out.push_back(static_cast<char>(value));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(field[i]);
-  }
-  return out;
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<NamespaceInode>> ReadOwnNamespaces() {
   return ReadNamespaces(::getpid());
 }
@@ -93,8 +68,8 @@ absl::StatusOr<std::vector<MountInfoEntry>> ParseMountInfo(absl::string_view tex
       return absl::DataLossError(
           absl::StrCat("mountinfo line ", line_number, " is malformed: \"", line, "\""));
     }
-    e.root = Unescape(f[3]);
-    e.target = Unescape(f[4]);
+    e.root = linux::UnescapeMountInfoField(f[3]);
+    e.target = linux::UnescapeMountInfoField(f[4]);
     e.options = std::string(f[5]);
     std::vector<std::string> tags;
     for (size_t i = 6; i < dash; ++i) {
@@ -105,7 +80,7 @@ absl::StatusOr<std::vector<MountInfoEntry>> ParseMountInfo(absl::string_view tex
     }
     e.propagation = tags.empty() ? "private" : absl::StrJoin(tags, " ");
     e.fstype = std::string(f[dash + 1]);
-    e.source = dash + 2 < f.size() ? Unescape(f[dash + 2]) : "";
+    e.source = dash + 2 < f.size() ? linux::UnescapeMountInfoField(f[dash + 2]) : "";
     e.super_options = dash + 3 < f.size() ? std::string(f[dash + 3]) : "";
     out.push_back(std::move(e));
   }
