@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "services/network/core/network_manager.h"
-#include "tests/e2e/node_fixture.h"
+#include "tests/e2e/network_fixture.h"
 
 namespace nodeagent::testing {
 namespace {
@@ -22,61 +22,14 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-std::vector<std::string> LinksWithPrefix(const std::string& prefix) {
-  CommandResult r = RunCommand({"ip", "-o", "link", "show"});
-  std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(": ", 2));
-    if (f.size() < 2) continue;
-    std::string name(f[1].substr(0, f[1].find('@')));
-    if (absl::StartsWith(name, prefix)) out.push_back(name);
-  }
-  return out;
-}
-
-class NetworkConnectE2E : public NodeFixture {
+class NetworkConnectE2E : public NetworkNodeFixture {
  protected:
-  static void SetUpTestSuite() {
-    NodeFixture::SetUpTestSuite();
-    names_ = network::KernelNamesFor(base_ + "/state/network");
-  }
-
-  static void TearDownTestSuite() {
-    std::string base = base_;
-    NodeFixture::TearDownTestSuite();
-    std::vector<std::string> left = LinksWithPrefix(names_.bridge_prefix);
-    std::vector<std::string> veths = LinksWithPrefix(names_.veth_prefix);
-    left.insert(left.end(), veths.begin(), veths.end());
-    EXPECT_THAT(left, IsEmpty()) << "links left behind";
-    EXPECT_EQ(RunCommand({"nft", "list", "table", "ip", names_.nft_table}).exit_code, 1)
-        << "nftables table left behind";
-    for (const std::string& m : HostMounts()) {
-      EXPECT_FALSE(absl::StartsWith(m, base)) << "mount left behind: " << m;
-    }
-    for (const std::string& link : left) RunCommand({"ip", "link", "del", link});
-    RunCommand({"nft", "delete", "table", "ip", names_.nft_table});
-  }
-
-  // Whether `nodectl run` puts containers on bridge networks (the runtime's wiring).
-  static bool RunHasBridgeNetworks() {
-    std::string help = Nodectl({"run", "--help"}).out;
-    for (absl::string_view line : absl::StrSplit(help, '\n')) {
-      if (absl::StrContains(line, "--network") && absl::StrContains(line, "bridge")) return true;
-    }
-    return false;
-  }
-
   static CommandResult Exec(const std::string& container, const std::string& script) {
     return Nodectl({"exec", container, "sh", "-c", script});
   }
-
-  static inline network::KernelNames names_;
 };
 
 TEST_F(NetworkConnectE2E, ConnectAndDisconnectARunningContainer) {
-  if (!RunHasBridgeNetworks()) {
-    GTEST_SKIP() << "nodectl run offers no bridge networks yet (runtime wiring)";
-  }
   ASSERT_EQ(Nodectl({"network", "create", "e2e-cfront"}).exit_code, 0);
   ASSERT_EQ(Nodectl({"network", "create", "e2e-cback"}).exit_code, 0);
   std::string web =

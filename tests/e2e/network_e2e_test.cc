@@ -22,7 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "services/network/core/network_manager.h"
-#include "tests/e2e/node_fixture.h"
+#include "tests/e2e/network_fixture.h"
 
 namespace nodeagent::testing {
 namespace {
@@ -31,18 +31,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using namespace std::chrono_literals;
-
-std::vector<std::string> LinksWithPrefix(const std::string& prefix) {
-  CommandResult r = RunCommand({"ip", "-o", "link", "show"});
-  std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(": ", 2));
-    if (f.size() < 2) continue;
-    std::string name(f[1].substr(0, f[1].find('@')));
-    if (absl::StartsWith(name, prefix)) out.push_back(name);
-  }
-  return out;
-}
 
 int FreeLoopbackPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -83,30 +71,13 @@ std::string HttpGetLoopback(int port, std::chrono::milliseconds deadline) {
   return "";
 }
 
-class NetworkE2E : public NodeFixture {
+class NetworkE2E : public NetworkNodeFixture {
  protected:
-  static void SetUpTestSuite() {
-    NodeFixture::SetUpTestSuite();
-    names_ = network::KernelNamesFor(base_ + "/state/network");
-  }
-
   static void TearDownTestSuite() {
-    // What a failed test left attached by hand; then the fixture removes containers (their
-    // endpoints go with them), networks and the node; then nothing may be left in the kernel.
+    // What a failed test left attached by hand goes first; the fixture then removes
+    // containers (their endpoints go with them), networks and the node, and checks the kernel.
     for (const char* id : {"plumb1"}) Nodectl({"network", "detach", id});
-    std::string base = base_;
-    NodeFixture::TearDownTestSuite();
-    std::vector<std::string> left = LinksWithPrefix(names_.bridge_prefix);
-    std::vector<std::string> veths = LinksWithPrefix(names_.veth_prefix);
-    left.insert(left.end(), veths.begin(), veths.end());
-    EXPECT_THAT(left, IsEmpty()) << "links left behind";
-    EXPECT_EQ(RunCommand({"nft", "list", "table", "ip", names_.nft_table}).exit_code, 1)
-        << "nftables table left behind";
-    for (const std::string& m : HostMounts()) {
-      EXPECT_FALSE(absl::StartsWith(m, base)) << "mount left behind: " << m;
-    }
-    for (const std::string& link : left) RunCommand({"ip", "link", "del", link});
-    RunCommand({"nft", "delete", "table", "ip", names_.nft_table});
+    NetworkNodeFixture::TearDownTestSuite();
   }
 
   // The address `container` (a name) has on `network`, from `nodectl network inspect`.
@@ -134,8 +105,6 @@ class NetworkE2E : public NodeFixture {
   static std::string Inspect(const std::string& container) {
     return Nodectl({"inspect", container}).out;
   }
-
-  static inline network::KernelNames names_;
 };
 
 TEST_F(NetworkE2E, CreateListInspectRemove) {
