@@ -54,6 +54,12 @@ int main(int argc, char** argv) {
   app.add_option("--shim", shim_path, "Path of node-shim")->capture_default_str();
   app.add_option("--cgroup-parent", cgroup_parent, "cgroup below which containers' cgroups go")
       ->capture_default_str();
+  int warm_shims = 1;
+  app.add_option("--warm-shims", warm_shims,
+                 "node-shims kept ready ahead of containers (cgroup v1: takes the cgroup "
+                 "join's RCU grace period off each start); 0 for none")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
   app.add_flag("--debug", debug, "Log debug messages");
   CLI11_PARSE(app, argc, argv);
 
@@ -73,6 +79,7 @@ int main(int argc, char** argv) {
   nodeagent::runtime::ContainerManagerOptions options;
   options.root = root;
   options.shim_path = shim_path;
+  options.warm_shims = warm_shims;
   auto manager =
       nodeagent::runtime::ContainerManager::Open(options, &snapshots, cgroups->get(), &networks);
   if (!manager.ok()) {

@@ -51,6 +51,7 @@ struct UpOptions {
   std::string bin_dir;
   std::string metrics_address = "127.0.0.1:9323";
   std::string cgroup_parent;
+  int warm_shims = -1;  // -1: node-runtimed's default.
   int timeout_seconds = 20;
 };
 
@@ -120,6 +121,10 @@ absl::StatusOr<int> SpawnService(const CliContext& ctx, const UpOptions& up, con
   if (std::string(s.name) == "runtime" && !up.cgroup_parent.empty()) {
     args.push_back("--cgroup-parent");
     args.push_back(up.cgroup_parent);
+  }
+  if (std::string(s.name) == "runtime" && up.warm_shims >= 0) {
+    args.push_back("--warm-shims");
+    args.push_back(absl::StrCat(up.warm_shims));
   }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -255,6 +260,9 @@ void RegisterNodeCommands(CLI::App& app, CliContext& context, int* exit_code) {
       ->capture_default_str();
   up->add_option("--cgroup-parent", up_options->cgroup_parent,
                  "cgroup below which containers' cgroups go (default nodeagent)");
+  up->add_option("--warm-shims", up_options->warm_shims,
+                 "node-shims the runtime keeps ready ahead of containers (default 1; 0: none)")
+      ->check(CLI::Range(0, 16));
   up->add_option("--timeout", up_options->timeout_seconds, "Seconds to wait for health")
       ->capture_default_str();
   up->callback([&context, exit_code, up_options] { *exit_code = Up(context, *up_options); });

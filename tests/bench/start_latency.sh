@@ -5,6 +5,7 @@
 #   nodeagent  nodectl run --rm --network none busybox true
 #              (CLI -> runtime -> image -> node-shim -> exec; a fresh netns with lo, as crun's)
 #   nodeagent_bridge  the same on the default bridge network (+ network service attach/detach)
+#   nodeagent_cold    the same as nodeagent on a second node started with --warm-shims 0
 #   crun       crun run -b BUNDLE ID             (same busybox rootfs, /bin/true)
 #   runc       runc run -b BUNDLE ID
 #   unshare    unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot ROOTFS /bin/true
@@ -60,12 +61,31 @@ na up --root "$TOP/state" --log-dir "$TOP/log" --metrics-address "" \
       --cgroup-parent nodeagent-bench >/dev/null || die "nodectl up failed (see $TOP/log)"
 na run --rm busybox true || die "nodeagent cannot run busybox true"
 
-declare -a T_nodeagent T_nodeagent_bridge T_crun T_runc T_unshare
+# A second node, the same but with no warm node-shim: every start pays the shim's exec and the
+# cgroup join's RCU grace period (cgroup v1) itself. Shown beside, not hidden.
+COLD_RUN_DIR=$TOP/run-cold
+nac() { "$NODECTL" --run-dir "$COLD_RUN_DIR" "$@"; }
+cold_cleanup() {
+  nac network ls -q 2>/dev/null | xargs -r -n1 "$NODECTL" --run-dir "$COLD_RUN_DIR" network rm >/dev/null 2>&1
+  nac down >/dev/null 2>&1
+  for d in /sys/fs/cgroup/*/nodeagent-bench-cold /sys/fs/cgroup/nodeagent-bench-cold; do
+    [ -d "$d" ] && rmdir "$d" 2>/dev/null
+  done
+  rm -rf --one-file-system "$TOP/state-cold" "$TOP/log-cold" "$COLD_RUN_DIR"
+}
+trap 'cold_cleanup; cleanup' EXIT
+nac up --root "$TOP/state-cold" --log-dir "$TOP/log-cold" --metrics-address "" \
+       --cgroup-parent nodeagent-bench-cold --warm-shims 0 >/dev/null ||
+  die "nodectl up (cold) failed (see $TOP/log-cold)"
+nac run --rm --network none busybox true || die "the cold node cannot run busybox true"
+
+declare -a T_nodeagent T_nodeagent_cold T_nodeagent_bridge T_crun T_runc T_unshare
 run_one() {
   local id=$PREFIX-$2 t0 t1
   t0=$EPOCHREALTIME
   case $1 in
     nodeagent) na run --rm --network none busybox /bin/true ;;
+    nodeagent_cold) nac run --rm --network none busybox /bin/true ;;
     nodeagent_bridge) na run --rm busybox /bin/true ;;
     crun)      crun run -b "$BUNDLE" "c$id" ;;
     runc)      runc run -b "$BUNDLE" "r$id" ;;
@@ -77,7 +97,7 @@ run_one() {
 }
 
 for ((r = 1; r <= WARMUP + ROUNDS; r++)); do
-  for k in nodeagent nodeagent_bridge crun runc unshare; do run_one $k $r; done
+  for k in nodeagent nodeagent_bridge crun runc unshare nodeagent_cold; do run_one $k $r; done
 done
 crun list 2>/dev/null | awk -v p="c$PREFIX-" 'index($1,p)==1{print $1}' | xargs -r -n1 crun delete -f
 runc list 2>/dev/null | awk -v p="r$PREFIX-" 'index($1,p)==1{print $1}' | xargs -r -n1 runc delete -f
@@ -97,11 +117,13 @@ ratio() {
 }
 
 echo "nodeagent_run_rm_true   $(stats "${T_nodeagent[@]}")    # --network none"
+echo "nodeagent_cold          $(stats "${T_nodeagent_cold[@]}")    # --network none, --warm-shims 0"
 echo "nodeagent_bridge        $(stats "${T_nodeagent_bridge[@]}")    # default bridge network"
 echo "crun_run_true           $(stats "${T_crun[@]}")    # crun $(crun --version | awk 'NR==1{print $3}')"
 echo "runc_run_true           $(stats "${T_runc[@]}")    # runc $(runc --version | awk 'NR==1{print $3}')"
 echo "unshare_chroot_floor    $(stats "${T_unshare[@]}")"
 echo "ratio_nodeagent/crun    $(ratio T_nodeagent T_crun)"
+echo "ratio_cold/crun         $(ratio T_nodeagent_cold T_crun)"
 echo "ratio_nodeagent/runc    $(ratio T_nodeagent T_runc)"
 echo "ratio_nodeagent/unshare $(ratio T_nodeagent T_unshare)"
 echo "ratio_crun/unshare      $(ratio T_crun T_unshare)"
@@ -110,6 +132,8 @@ echo "ratio_bridge/none       $(ratio T_nodeagent_bridge T_nodeagent)"
 GRPC_START=${GRPC_START:-$(dirname "$NODECTL")/../tests/bench/grpc_start}
 if [ -x "$GRPC_START" ]; then
   "$GRPC_START" "$RUN_DIR/runtime.sock" "$BUNDLE" "$ROUNDS" "$WARMUP"
+  echo "(the same, cold: --warm-shims 0)"
+  "$GRPC_START" "$COLD_RUN_DIR/runtime.sock" "$BUNDLE" "$ROUNDS" "$WARMUP"
   crun list 2>/dev/null | awk -v p="gc" 'index($1,p)==1{print $1}' | xargs -r -n1 crun delete -f
   runc list 2>/dev/null | awk -v p="gr" 'index($1,p)==1{print $1}' | xargs -r -n1 runc delete -f
 else

@@ -207,7 +207,9 @@ TEST_F(NodeE2E, BadImageIsAClearErrorAndLeavesNothing) {
   EXPECT_EQ(RunCommand({"ls", "-A", RuntimeRoot() + "/containers"}).out, "");
   EXPECT_EQ(RunCommand({"ls", "-A", ImageRoot() + "/snapshots"}).out, "");
   for (const std::string& dir : CgroupDirsOf(cgroup_parent_)) {
-    CommandResult children = RunCommand({"find", dir, "-mindepth", "1", "-type", "d"});
+    // A warm node-shim's slot (warm-*) is the node's, not a container's.
+    CommandResult children =
+        RunCommand({"find", dir, "-mindepth", "1", "-type", "d", "!", "-name", "warm-*"});
     EXPECT_EQ(children.out, "") << dir;
   }
 }
@@ -223,7 +225,9 @@ TEST_F(NodeE2E, MissingCommandIs127AndLeavesNothing) {
   CommandResult snapshots = RunCommand({"ls", "-A", ImageRoot() + "/snapshots"});
   EXPECT_EQ(snapshots.out, "");
   for (const std::string& dir : CgroupDirsOf(cgroup_parent_)) {
-    CommandResult children = RunCommand({"find", dir, "-mindepth", "1", "-type", "d"});
+    // A warm node-shim's slot (warm-*) is the node's, not a container's.
+    CommandResult children =
+        RunCommand({"find", dir, "-mindepth", "1", "-type", "d", "!", "-name", "warm-*"});
     EXPECT_EQ(children.out, "") << dir;
   }
 }

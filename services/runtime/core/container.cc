@@ -171,6 +171,7 @@ std::string SerializeContainerRecord(const ContainerRecord& r) {
          {"rootfs_mounts", MountsToJson(r.rootfs_mounts)},
          {"pid", r.pid},
          {"shim_pid", r.shim_pid},
+         {"shim_start_ticks", r.shim_start_ticks},
          {"exit", json::parse(SerializeExitRecord(r.exit))},
          {"start_error", r.start_error},
          {"created_unix_nanos", r.created_unix_nanos},
@@ -237,6 +238,7 @@ absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view text) {
     if (j.contains("rootfs_mounts")) r.rootfs_mounts = MountsFromJson(j.at("rootfs_mounts"));
     r.pid = j.value("pid", 0);
     r.shim_pid = j.value("shim_pid", 0);
+    r.shim_start_ticks = j.value("shim_start_ticks", uint64_t{0});
     if (j.contains("exit")) {
       auto exit = ParseExitRecord(j.at("exit").dump());
       if (!exit.ok()) return exit.status();

@@ -107,6 +107,8 @@ struct ContainerRecord {
   std::vector<MountSpec> rootfs_mounts;
   int pid = 0;       // Host PID of the first process while running.
   int shim_pid = 0;  // node-shim holding the container.
+  // ProcessStartTicks of shim_pid: tells our node-shim from a process that got its PID later.
+  uint64_t shim_start_ticks = 0;
   ExitRecord exit;
   std::string start_error;  // Why the process could not start, if it could not.
   int64_t created_unix_nanos = 0;

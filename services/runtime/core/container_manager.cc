@@ -117,6 +117,13 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
       PidfdMonitor::Start([m = manager.get()](const std::string& id) { m->OnShimExit(id); }));
   NA_ASSIGN_OR_RETURN(manager->watches_, DirWatchHub::Start());
   NA_RETURN_IF_ERROR(manager->LoadAndReconcile());
+  // After the reconcile, which removes the cgroups of a previous run's warm slots.
+  if (options.warm_shims > 0 && cgroups->Version() == "v1") {
+    WarmShimPoolOptions warm;
+    warm.shim_path = options.shim_path;
+    warm.size = options.warm_shims;
+    manager->warm_shims_ = std::make_unique<WarmShimPool>(warm, cgroups);
+  }
   if (networks != nullptr) {
     manager->detach_retrier_ = std::thread([m = manager.get()] { m->RetryNetworkDetaches(); });
   }
@@ -133,6 +140,7 @@ ContainerManager::~ContainerManager() {
     closing_ = true;
   }
   if (detach_retrier_.joinable()) detach_retrier_.join();
+  warm_shims_.reset();
   // Stop exit callbacks before the maps they touch go away. Containers keep running.
   monitor_.reset();
   watches_.reset();
@@ -244,12 +252,17 @@ absl::Status ContainerManager::LoadAndReconcile() {
 }
 
 absl::Status ContainerManager::WatchShim(const ContainerRecord& record) {
-  // The PID must still be our shim for this bundle, not a recycled number.
-  std::string cmdline = ProcessCmdline(record.shim_pid);
-  if (!absl::StrContains(cmdline, BundleDir(record.id))) {
+  // The PID must still be our shim, not a recycled number. (A warm node-shim's command line
+  // does not name the bundle: records from before shim_start_ticks have only that check.)
+  NA_ASSIGN_OR_RETURN(ProcessHandle shim, ProcessHandle::Open(record.shim_pid));
+  const bool same = record.shim_start_ticks != 0
+                        ? ProcessStartTicks(record.shim_pid) == record.shim_start_ticks
+                        : absl::StrContains(ProcessCmdline(record.shim_pid), BundleDir(record.id));
+  // An exited shim not yet reaped (a zombie whose new parent, init, reaps it later) is gone
+  // too: the caller records the exit now.
+  if (!same || shim.Exited()) {
     return absl::NotFoundError(absl::StrCat("shim of ", record.id, " is gone"));
   }
-  NA_ASSIGN_OR_RETURN(ProcessHandle shim, ProcessHandle::Open(record.shim_pid));
   return monitor_->Watch(record.id, std::move(shim));
 }
 
@@ -392,6 +405,7 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
 
   auto fail = [&](const absl::Status& error) -> absl::Status {
     if (absl::Status s = cgroups_->Destroy(record.id); !s.ok()) LogWarning("%s", s.ToString());
+    if (warm_shims_ != nullptr) warm_shims_->Resume();
     if (absl::Status s = DetachNetwork(entry); !s.ok()) LogWarning("%s", s.ToString());
     absl::MutexLock lock(&mu_);
     entry->record.start_error = std::string(error.message());
@@ -447,21 +461,38 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
   }
   auto namespaces = ResolveNamespaces(record.config, record.network);
   if (!namespaces.ok()) return fail(namespaces.status());
-  auto cgroup_dirs = cgroups_->Create(record.id, record.config.limits);
+  ShimConfig shim_config = MakeShimConfig(record, bundle, *mounts, *namespaces, {});
+  std::optional<WarmShim> warm;
+  if (warm_shims_ != nullptr && WarmStartable(shim_config).ok()) warm = warm_shims_->Take();
+  absl::StatusOr<std::vector<std::string>> cgroup_dirs = absl::InternalError("no cgroup yet");
+  if (warm.has_value()) {
+    cgroup_dirs = cgroups_->Adopt(warm->cgroup_id(), record.id, record.config.limits);
+    if (!cgroup_dirs.ok()) {
+      // Cold instead: a bad limit fails there again, with the same message.
+      LogWarning("container %s: warm start: %s", record.id.substr(0, 12),
+                 cgroup_dirs.status().ToString());
+      warm.reset();
+      if (absl::Status s = cgroups_->Destroy(record.id); !s.ok()) LogWarning("%s", s.ToString());
+    }
+  }
+  if (!warm.has_value()) cgroup_dirs = cgroups_->Create(record.id, record.config.limits);
   if (!cgroup_dirs.ok()) return fail(cgroup_dirs.status());
-  absl::Status written = linux::WriteFileAtomic(
-      absl::StrCat(bundle, "/", kShimConfigFile),
-      SerializeShimConfig(MakeShimConfig(record, bundle, *mounts, *namespaces, *cgroup_dirs)), 0600,
-      linux::Durability::kServiceCrash);
+  shim_config.cgroup_dirs = *cgroup_dirs;
+  absl::Status written = linux::WriteFileAtomic(absl::StrCat(bundle, "/", kShimConfigFile),
+                                                SerializeShimConfig(shim_config), 0600,
+                                                linux::Durability::kServiceCrash);
   if (!written.ok()) return fail(written);
-  auto launched = LaunchShim(options_.shim_path, bundle, options_.start_timeout);
+  auto launched = warm.has_value() ? warm->Launch(bundle, options_.start_timeout)
+                                   : LaunchShim(options_.shim_path, bundle, options_.start_timeout);
   if (!launched.ok()) return fail(launched.status());
+  const uint64_t shim_start_ticks = ProcessStartTicks(launched->shim_pid);
 
   {
     absl::MutexLock lock(&mu_);
     entry->record.state = ContainerState::kRunning;
     entry->record.pid = launched->container_pid;
     entry->record.shim_pid = launched->shim_pid;
+    entry->record.shim_start_ticks = shim_start_ticks;
     entry->record.started_unix_nanos = NowNanos();
     entry->record.start_error.clear();
     entry->record.exit = ExitRecord{};
@@ -522,6 +553,7 @@ void ContainerManager::FinishExit(const std::shared_ptr<Entry>& entry) {
   }
   // Also ends anything the container left behind if its shim was killed.
   if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
+  if (warm_shims_ != nullptr) warm_shims_->Resume();
   // Docker gives the address back at stop too; a restart gets a fresh endpoint.
   if (absl::Status s = DetachNetwork(entry); !s.ok()) LogWarning("%s", s.ToString());
   ContainerRecord record;

@@ -27,6 +27,7 @@
 #include "services/runtime/linux/dir_watch.h"
 #include "services/runtime/linux/pidfd_monitor.h"
 #include "services/runtime/linux/proc_info.h"
+#include "services/runtime/linux/warm_shim_pool.h"
 
 namespace nodeagent::runtime {
 
@@ -34,6 +35,9 @@ struct ContainerManagerOptions {
   std::string root = "/var/lib/nodeagent/runtime";
   std::string shim_path;
   absl::Duration start_timeout = absl::Seconds(30);
+  // node-shims kept ready ahead of containers (warm_shim_pool.h); cgroup v1 only, where
+  // they take the cgroup.procs grace period off the start. 0: none.
+  int warm_shims = 0;
 };
 
 class ContainerManager {
@@ -149,6 +153,7 @@ class ContainerManager {
   CgroupDriver* const cgroups_;
   NetworkAttacher* const networks_;  // Null: bridge networks are unavailable.
   std::unique_ptr<PidfdMonitor> monitor_;
+  std::unique_ptr<WarmShimPool> warm_shims_;  // Null: every start is cold.
   std::unique_ptr<DirWatchHub> watches_;
   EventHub events_;
 

@@ -36,6 +36,16 @@ class CgroupDriver {
   virtual absl::StatusOr<std::vector<std::string>> Create(const std::string& container_id,
                                                           const CgroupLimits& limits) = 0;
 
+  // Renames the cgroup made by Create(from_id, {}) -- a warm slot's, its first process in it
+  // already (shim_protocol.h) -- to `to_id`'s and applies `limits`; returns the directories
+  // as Create does. Renaming keeps the tasks where they are: no cgroup.procs write, so no wait
+  // for an RCU grace period. UNIMPLEMENTED where cgroupfs cannot rename (v2: its
+  // CLONE_INTO_CGROUP spares the wait anyway). When a rename fails, those done are undone;
+  // when a limit fails, the cgroup has `to_id`'s name.
+  virtual absl::StatusOr<std::vector<std::string>> Adopt(const std::string& from_id,
+                                                         const std::string& to_id,
+                                                         const CgroupLimits& limits) = 0;
+
   // Kills whatever still runs in the container's cgroup, waits for it to empty (bounded) and
   // removes the directories. A missing cgroup is not an error.
   virtual absl::Status Destroy(const std::string& container_id) = 0;

@@ -134,6 +134,15 @@ absl::StatusOr<bool> MakeCgroupDir(const std::string& path) {
   return LastErrnoStatus(absl::StrCat("mkdir \"", path, "\""));
 }
 
+absl::Status RenameCgroupDir(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) == 0) return absl::OkStatus();
+  const int err = errno;
+  absl::Status error =
+      linux::ErrnoStatus(err, absl::StrCat("rename \"", from, "\" -> \"", to, "\""));
+  if (err == EEXIST || err == ENOTEMPTY) return absl::AlreadyExistsError(error.message());
+  return error;
+}
+
 absl::StatusOr<std::vector<std::string>> ListChildCgroups(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return LastErrnoStatus(absl::StrCat("opendir \"", dir, "\""));

@@ -38,6 +38,9 @@ bool CgroupFileExists(const std::string& dir, absl::string_view file);
 // mkdir(path, 0755): true if made, false if it was there.
 absl::StatusOr<bool> MakeCgroupDir(const std::string& path);
 
+// rename(2) of a cgroup directory within its parent (v1 only); ALREADY_EXISTS if `to` is there.
+absl::Status RenameCgroupDir(const std::string& from, const std::string& to);
+
 // Polls `file` in `dir` until it contains `wanted` (a line, or a substring of one), for state
 // files the kernel updates asynchronously (freezer.state, cgroup.events).
 absl::Status WaitForCgroupFile(const std::string& dir, absl::string_view file,

@@ -68,6 +68,33 @@ class CgroupV1Driver : public CgroupDriver {
     return dirs;
   }
 
+  absl::StatusOr<std::vector<std::string>> Adopt(const std::string& from_id,
+                                                 const std::string& to_id,
+                                                 const CgroupLimits& limits) override {
+    NA_RETURN_IF_ERROR(ValidateCgroupName(from_id));
+    NA_RETURN_IF_ERROR(ValidateCgroupName(to_id));
+    NA_RETURN_IF_ERROR(ValidateCgroupLimits(limits));
+    std::vector<std::pair<std::string, std::string>> renamed;
+    absl::Cleanup undo = [&renamed] {
+      for (auto it = renamed.rbegin(); it != renamed.rend(); ++it) {
+        (void)RenameCgroupDir(it->second, it->first);
+      }
+    };
+    std::vector<std::string> dirs;
+    for (const Hierarchy& h : hierarchies_) {
+      std::string from = absl::StrCat(h.mount_point, "/", parent_, "/", from_id);
+      std::string to = absl::StrCat(h.mount_point, "/", parent_, "/", to_id);
+      NA_RETURN_IF_ERROR(RenameCgroupDir(from, to));
+      renamed.emplace_back(from, to);
+      dirs.push_back(std::move(to));
+    }
+    std::move(undo).Cancel();
+    for (size_t i = 0; i < hierarchies_.size(); ++i) {
+      NA_RETURN_IF_ERROR(ApplyLimits(hierarchies_[i], dirs[i], limits));
+    }
+    return dirs;
+  }
+
   absl::Status Destroy(const std::string& id) override {
     NA_RETURN_IF_ERROR(ValidateCgroupName(id));
     std::vector<std::string> dirs;

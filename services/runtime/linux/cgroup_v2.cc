@@ -74,6 +74,11 @@ class CgroupV2Driver : public CgroupDriver {
     return std::vector<std::string>{dir};
   }
 
+  absl::StatusOr<std::vector<std::string>> Adopt(const std::string&, const std::string&,
+                                                 const CgroupLimits&) override {
+    return absl::UnimplementedError("cgroup v2 cannot rename a cgroup");
+  }
+
   absl::Status Destroy(const std::string& id) override {
     NA_RETURN_IF_ERROR(ValidateCgroupName(id));
     std::string dir = Dir(id);

@@ -5,7 +5,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <vector>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
 
@@ -37,6 +41,20 @@ absl::Status ProcessHandle::Signal(int signal) const {
 std::string ProcessCmdline(int pid) {
   auto cmdline = linux::ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
   return cmdline.ok() ? *cmdline : std::string();
+}
+
+uint64_t ProcessStartTicks(int pid) {
+  auto stat = linux::ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return 0;
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; the fields after the
+  // last ')' start with field 3.
+  size_t close = stat->rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(close + 1), ' ', absl::SkipEmpty());
+  uint64_t ticks = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &ticks)) return 0;
+  return ticks;
 }
 
 }  // namespace nodeagent::runtime

@@ -2,6 +2,7 @@
 
 // A process referred to by pidfd, so signals never hit a recycled PID.
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -28,5 +29,9 @@ class ProcessHandle {
 
 // NUL-separated argv of a running process, "" if it is gone.
 std::string ProcessCmdline(int pid);
+
+// When the process started, in clock ticks since boot (/proc/PID/stat field 22): with the PID,
+// names one process for the host's uptime, however PIDs are recycled. 0 if it is gone.
+uint64_t ProcessStartTicks(int pid);
 
 }  // namespace nodeagent::runtime

@@ -59,6 +59,12 @@ class StartPipe {
  public:
   explicit StartPipe(int fd) : fd_(fd) {}
 
+  // node-shim warm: a line before the report, the pipe stays open.
+  void ReportReady() {
+    if (absl::Status s = linux::WriteAll(fd_.get(), "ready\n"); !s.ok()) {
+      LogWarning("start pipe: %s", s.ToString());
+    }
+  }
   void ReportOk(pid_t pid) { Send(absl::StrCat("ok ", pid, "\n")); }
   void ReportError(const absl::Status& status) {
     LogError("start failed: %s", status.ToString());
@@ -88,28 +94,29 @@ struct Started {
   UniqueFd attach;
 };
 
-absl::StatusOr<ShimConfig> LoadConfig(const std::string& bundle) {
-  NA_ASSIGN_OR_RETURN(std::string text, linux::ReadFile(BundleFile(bundle, kShimConfigFile)));
-  NA_ASSIGN_OR_RETURN(ShimConfig config, ParseShimConfig(text));
-  if (config.bundle.empty()) config.bundle = bundle;
-  if (config.bundle != bundle) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config bundle \"", config.bundle, "\" is not --bundle \"", bundle, "\""));
-  }
-  return config;
-}
-
-absl::StatusOr<Started> Start(const std::string& bundle, const sigset_t& forwarded) {
-  // Leave the runtime's session so that its terminal's or group's signals do not reach us.
-  // The runtime may have made us a session leader already (POSIX_SPAWN_SETSID); started by
-  // hand from a job-control shell we lead a process group and cannot: that is only a warning.
+// Leave the runtime's session so that its terminal's or group's signals do not reach us.
+// The runtime may have made us a session leader already (POSIX_SPAWN_SETSID); started by
+// hand from a job-control shell we lead a process group and cannot: that is only a warning.
+void LeaveRuntimeSession() {
   if (::getsid(0) != ::getpid() && ::setsid() < 0) {
     LogWarning("%s", LastErrnoStatus("setsid").ToString());
   }
+}
+
+// `warm`: the child cloned ahead (node-shim warm) takes the container instead of a new clone.
+absl::StatusOr<Started> Start(const std::string& bundle, const sigset_t& forwarded,
+                              WarmChild* warm) {
+  LeaveRuntimeSession();
   NA_RETURN_IF_ERROR(WritePidFile(BundleFile(bundle, kShimPidFile), ::getpid()));
 
   Started s;
-  NA_ASSIGN_OR_RETURN(s.config, LoadConfig(bundle));
+  NA_ASSIGN_OR_RETURN(s.config, LoadShimConfig(bundle));
+  if (warm != nullptr) {
+    if (absl::Status ok = WarmStartable(s.config); !ok.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a warm node-shim cannot start this container: ", ok.message()));
+    }
+  }
   SetLogPrefix(absl::StrCat("node-shim ", s.config.id));
   std::string rootfs = BundleFile(bundle, kRootfsDir);
   if (::mkdir(rootfs.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -123,7 +130,11 @@ absl::StatusOr<Started> Start(const std::string& bundle, const sigset_t& forward
 
   // Listening before the start: the runtime may attach as soon as it reads "ok".
   NA_ASSIGN_OR_RETURN(s.attach, ListenAttachSocket(bundle));
-  NA_ASSIGN_OR_RETURN(s.container, SpawnContainer(s.config));
+  if (warm != nullptr) {
+    NA_ASSIGN_OR_RETURN(s.container, ResumeWarmChild(std::move(*warm), s.config));
+  } else {
+    NA_ASSIGN_OR_RETURN(s.container, SpawnContainer(s.config));
+  }
   if (absl::Status written = WritePidFile(BundleFile(bundle, kInitPidFile), s.container.pid);
       !written.ok()) {
     // An error report promises that nothing is left running.
@@ -135,14 +146,15 @@ absl::StatusOr<Started> Start(const std::string& bundle, const sigset_t& forward
 
 bool ReadOomKilled(const std::vector<std::string>& cgroup_dirs) {
   for (const std::string& dir : cgroup_dirs) {
-    // v2 counts in memory.events, v1 in memory.oom_control; both "oom_kill N".
+    // v2 counts in memory.events, v1 in memory.oom_control; both "oom_kill N". Only one of
+    // the dirs is the memory controller's: the first file found answers.
     for (const char* file : {"memory.events", "memory.oom_control"}) {
       auto text = ReadCgroupFile(dir, file);
       if (!text.ok()) continue;
       auto counters = ParseFlatKeyed(*text);
-      if (!counters.ok()) continue;
+      if (!counters.ok()) return false;
       auto it = counters->find("oom_kill");
-      if (it != counters->end() && it->second > 0) return true;
+      return it != counters->end() && it->second > 0;
     }
   }
   return false;
@@ -159,11 +171,9 @@ void EnsureStdFds() {
   }
 }
 
-}  // namespace
-
-int RunShim(const std::string& bundle, int start_fd) {
-  // Block the forwarded signals first: until the container runs they wait in the signalfd
-  // instead of killing us. The child unblocks them before exec.
+// What every node-shim does first. Blocks the forwarded signals: until the container runs they
+// wait in the signalfd instead of killing us (the child unblocks them before exec).
+sigset_t PrepareShimProcess() {
   sigset_t forwarded;
   sigemptyset(&forwarded);
   for (int sig : kForwardedSignals) sigaddset(&forwarded, sig);
@@ -173,18 +183,107 @@ int RunShim(const std::string& bundle, int start_fd) {
   ::signal(SIGPIPE, SIG_IGN);
   EnsureStdFds();
   SetLogPrefix("node-shim");
+  return forwarded;
+}
 
-  if (::fcntl(start_fd, F_SETFD, FD_CLOEXEC) != 0) {
-    LogError("fd %d (the start pipe): %s", start_fd, LastErrnoStatus("fcntl").ToString());
+bool SetCloseOnExec(int fd, const char* what) {
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) return true;
+  LogError("fd %d (%s): %s", fd, what, LastErrnoStatus("fcntl").ToString());
+  return false;
+}
+
+int RunStarted(const std::string& bundle, StartPipe& start_pipe, absl::StatusOr<Started> started);
+
+// node-shim warm, until the go: the child's 'r', the go line, or the end of either.
+enum class WarmEvent { kGo, kEnd };
+
+WarmEvent AwaitGo(WarmChild& child, int control_fd, StartPipe& start_pipe, std::string* line) {
+  bool ready = false;
+  while (true) {
+    struct pollfd fds[3] = {{child.sock.get(), static_cast<short>(ready ? 0 : POLLIN), 0},
+                            {child.pidfd.get(), POLLIN, 0},
+                            {control_fd, POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      LogError("%s", LastErrnoStatus("poll").ToString());
+      return WarmEvent::kEnd;
+    }
+    if (fds[1].revents != 0) {
+      LogWarning("warm child %d ended before its container", child.pid);
+      return WarmEvent::kEnd;
+    }
+    if (fds[0].revents != 0) {
+      char byte = 0;
+      if (::read(child.sock.get(), &byte, 1) != 1 || byte != 'r') return WarmEvent::kEnd;
+      ready = true;
+      start_pipe.ReportReady();
+    }
+    if (fds[2].revents != 0) {
+      char buf[512];
+      ssize_t n = ::read(control_fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return WarmEvent::kEnd;  // Retired, or the runtime is gone.
+      line->append(buf, static_cast<size_t>(n));
+      if (line->find('\n') != std::string::npos || line->size() > 8192) return WarmEvent::kGo;
+    }
+  }
+}
+
+}  // namespace
+
+int RunWarmShim(const std::vector<std::string>& cgroup_dirs, int start_fd, int control_fd) {
+  sigset_t forwarded = PrepareShimProcess();
+  if (!SetCloseOnExec(start_fd, "the start pipe") ||
+      !SetCloseOnExec(control_fd, "the control pipe")) {
     return 2;
   }
+  StartPipe start_pipe(start_fd);
+  linux::UniqueFd control(control_fd);
+  LeaveRuntimeSession();
+  // Whatever happens before the go, nothing of the slot stays: the child, then its cgroups.
+  auto end_slot = [&](WarmChild* child) {
+    if (child != nullptr) KillAndReapChild(child->pidfd.get());
+    if (absl::Status s = KillAndRemoveCgroups(cgroup_dirs, kCgroupDestroyTimeout); !s.ok()) {
+      LogWarning("warm slot: %s", s.ToString());
+    }
+  };
+  absl::StatusOr<WarmChild> child = SpawnWarmChild(cgroup_dirs);
+  if (!child.ok()) {
+    LogError("warm child: %s", child.status().ToString());
+    end_slot(nullptr);
+    return 1;
+  }
+  std::string line;
+  if (AwaitGo(*child, control.get(), start_pipe, &line) != WarmEvent::kGo) {
+    end_slot(&*child);
+    return 0;
+  }
+  control.Reset();
+  absl::StatusOr<std::string> bundle = ParseWarmGo(line);
+  if (!bundle.ok()) {
+    end_slot(&*child);
+    start_pipe.ReportError(bundle.status());
+    return 1;
+  }
+  return RunStarted(*bundle, start_pipe, Start(*bundle, forwarded, &*child));
+}
+
+int RunShim(const std::string& bundle, int start_fd) {
+  sigset_t forwarded = PrepareShimProcess();
+  if (!SetCloseOnExec(start_fd, "the start pipe")) return 2;
   StartPipe start_pipe(start_fd);
   if (bundle.empty() || bundle[0] != '/') {
     start_pipe.ReportError(absl::InvalidArgumentError(
         absl::StrCat("--bundle \"", bundle, "\" is not an absolute path")));
     return 1;
   }
-  absl::StatusOr<Started> started = Start(bundle, forwarded);
+  return RunStarted(bundle, start_pipe, Start(bundle, forwarded, nullptr));
+}
+
+namespace {
+
+// From the start report to the exit record.
+int RunStarted(const std::string& bundle, StartPipe& start_pipe, absl::StatusOr<Started> started) {
   if (!started.ok()) {
     start_pipe.ReportError(started.status());
     return 1;
@@ -203,8 +302,10 @@ int RunShim(const std::string& bundle, int start_fd) {
   IoMonitor monitor(std::move(io));
   ExitRecord record = monitor.Run();
   record.oom_killed = ReadOomKilled(started->config.cgroup_dirs);
+  // No fsync: after a host crash the runtime finds the container gone either way.
   absl::Status written =
-      linux::WriteFileAtomic(BundleFile(bundle, kExitFile), SerializeExitRecord(record));
+      linux::WriteFileAtomic(BundleFile(bundle, kExitFile), SerializeExitRecord(record), 0644,
+                             linux::Durability::kServiceCrash);
   // An interactive container is expected to have an attacher (`run -i`); one that connects
   // just after a quick process ended still gets its output and exit. Bounded: nobody may come.
   if (started->config.tty || started->config.stdin_open) monitor.AwaitFirstAttacher(2000);
@@ -218,4 +319,5 @@ int RunShim(const std::string& bundle, int start_fd) {
   return 0;
 }
 
+}  // namespace
 }  // namespace nodeagent::runtime

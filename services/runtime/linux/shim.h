@@ -6,6 +6,7 @@
 // <bundle>/exit.json, so neither is lost while the runtime service is down.
 
 #include <string>
+#include <vector>
 
 namespace nodeagent::runtime {
 
@@ -14,5 +15,10 @@ namespace nodeagent::runtime {
 // written; 1 when the container could not be started (reported on the start pipe) or its end
 // could not be recorded; 2 when there was no start pipe to report on.
 int RunShim(const std::string& bundle, int start_fd);
+
+// node-shim warm (shim_protocol.h): waits, its child in `cgroup_dirs` already, for the "go" on
+// `control_fd` (kShimControlPipeFd), then runs that container as RunShim does. Exits 0 without
+// a report when the control pipe closes first, having removed its child and `cgroup_dirs`.
+int RunWarmShim(const std::vector<std::string>& cgroup_dirs, int start_fd, int control_fd);
 
 }  // namespace nodeagent::runtime

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/unique_fd.h"
+#include "services/common/status_macros.h"
 #include "services/runtime/linux/shim_protocol.h"
 
 extern char** environ;
@@ -60,18 +61,15 @@ absl::StatusOr<LaunchedShim> LaunchExecShim(const std::string& shim_path, const 
                         timeout);
 }
 
-static absl::StatusOr<LaunchedShim> SpawnAndReport(const std::string& shim_path,
-                                                   std::vector<std::string> args,
-                                                   absl::Duration timeout) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return linux::LastErrnoStatus("pipe2");
-  linux::UniqueFd read_end(fds[0]);
-  linux::UniqueFd write_end(fds[1]);
-
+absl::StatusOr<pid_t> SpawnShimProcess(const std::string& shim_path, std::vector<std::string> args,
+                                       int start_pipe_write, int control_read) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  // dup2 clears close-on-exec on the copy, so only fd 3 (plus 0-2) reaches the shim.
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), kShimStartPipeFd);
+  // dup2 clears close-on-exec on the copy, so only fds 3 and 4 (plus 0-2) reach the shim.
+  posix_spawn_file_actions_adddup2(&actions, start_pipe_write, kShimStartPipeFd);
+  if (control_read >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, control_read, kShimControlPipeFd);
+  }
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 
   posix_spawnattr_t attr;
@@ -94,22 +92,40 @@ static absl::StatusOr<LaunchedShim> SpawnAndReport(const std::string& shim_path,
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return linux::ErrnoStatus(rc, absl::StrCat("spawn \"", shim_path, "\""));
+  return pid;
+}
+
+static absl::StatusOr<LaunchedShim> SpawnAndReport(const std::string& shim_path,
+                                                   std::vector<std::string> args,
+                                                   absl::Duration timeout) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return linux::LastErrnoStatus("pipe2");
+  linux::UniqueFd read_end(fds[0]);
+  linux::UniqueFd write_end(fds[1]);
+  NA_ASSIGN_OR_RETURN(pid_t pid, SpawnShimProcess(shim_path, std::move(args), write_end.get()));
   write_end.Reset();
 
-  auto report = ReadReport(read_end.get(), absl::Now() + timeout);
+  absl::StatusOr<int> container_pid = ReadStartReport(read_end.get(), timeout);
+  if (!container_pid.ok()) {
+    if (absl::IsDeadlineExceeded(container_pid.status())) ::kill(pid, SIGKILL);
+    return container_pid.status();
+  }
+  return LaunchedShim{pid, *container_pid};
+}
+
+absl::StatusOr<int> ReadStartReport(int fd, absl::Duration timeout) {
+  auto report = ReadReport(fd, absl::Now() + timeout);
   if (!report.ok()) {
-    ::kill(pid, SIGKILL);
     return absl::Status(report.status().code(),
                         absl::StrCat("start container: ", report.status().message()));
   }
   absl::string_view line = absl::StripSuffix(*report, "\n");
   if (absl::ConsumePrefix(&line, "ok ")) {
-    LaunchedShim launched;
-    launched.shim_pid = pid;
-    if (!absl::SimpleAtoi(line, &launched.container_pid) || launched.container_pid <= 0) {
+    int container_pid = 0;
+    if (!absl::SimpleAtoi(line, &container_pid) || container_pid <= 0) {
       return absl::InternalError(absl::StrCat("node-shim sent a bad pid: \"", *report, "\""));
     }
-    return launched;
+    return container_pid;
   }
   if (absl::ConsumePrefix(&line, "error ")) {
     size_t space = line.find(' ');
@@ -121,8 +137,7 @@ static absl::StatusOr<LaunchedShim> SpawnAndReport(const std::string& shim_path,
     return absl::InternalError(line);
   }
   if (report->empty()) {
-    return absl::InternalError(absl::StrCat("node-shim \"", shim_path,
-                                            "\" exited without a start report; see its stderr"));
+    return absl::InternalError("node-shim exited without a start report; see its stderr");
   }
   return absl::InternalError(absl::StrCat("node-shim sent a bad start report: \"", *report, "\""));
 }

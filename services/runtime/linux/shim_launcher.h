@@ -2,7 +2,10 @@
 
 // Starts node-shim for a container bundle and reads its start report (shim_protocol.h).
 
+#include <sys/types.h>
+
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -23,5 +26,14 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
 // container; same start report.
 absl::StatusOr<LaunchedShim> LaunchExecShim(const std::string& shim_path, const std::string& bundle,
                                             const std::string& exec_id, absl::Duration timeout);
+
+// posix_spawn()s `args` (args[0] being node-shim) in its own session with a clean signal
+// mask: fd 3 a dup of `start_pipe_write`, fd 4 of `control_read` when given, 0 /dev/null.
+absl::StatusOr<pid_t> SpawnShimProcess(const std::string& shim_path, std::vector<std::string> args,
+                                       int start_pipe_write, int control_read = -1);
+
+// Reads a start report (shim_protocol.h) from `fd` until EOF: the container's pid, or the
+// error node-shim reported. DEADLINE_EXCEEDED after `timeout`.
+absl::StatusOr<int> ReadStartReport(int fd, absl::Duration timeout);
 
 }  // namespace nodeagent::runtime

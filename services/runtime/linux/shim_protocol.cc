@@ -3,7 +3,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "services/common/linux/files.h"
+#include "services/common/status_macros.h"
 
 namespace nodeagent::runtime {
 namespace {
@@ -100,6 +105,60 @@ absl::StatusOr<std::vector<ShimNamespace>> EffectiveNamespaces(const ShimConfig&
     return absl::InvalidArgumentError("namespace \"mnt\" must be listed, new (empty path)");
   }
   return *config.namespaces;
+}
+
+absl::Status WarmStartable(const ShimConfig& config) {
+  NA_ASSIGN_OR_RETURN(std::vector<ShimNamespace> namespaces, EffectiveNamespaces(config));
+  std::set<std::string> fresh, joined;
+  for (const ShimNamespace& ns : namespaces) (ns.path.empty() ? fresh : joined).insert(ns.type);
+  for (const char* type : {"pid", "mnt", "uts", "cgroup"}) {
+    if (!fresh.contains(type)) {
+      return absl::FailedPreconditionError(absl::StrCat("the ", type, " namespace is not new"));
+    }
+  }
+  for (const char* type : {"net", "ipc"}) {
+    if (!fresh.contains(type) && !joined.contains(type)) {
+      return absl::FailedPreconditionError(absl::StrCat("the host's ", type, " namespace"));
+    }
+  }
+  if (fresh.contains("user") || joined.contains("user")) {
+    return absl::FailedPreconditionError("a user namespace");
+  }
+  for (const ShimMount& m : config.mounts) {
+    if (!m.source_mount_ns.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("a bind from ", m.source_mount_ns));
+    }
+    for (const std::string& option : m.options) {
+      if (option == "shared" || option == "rshared") {
+        return absl::FailedPreconditionError(
+            absl::StrCat("a ", option, " bind of \"", m.source, "\""));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ParseWarmGo(absl::string_view line) {
+  absl::string_view bundle = line;
+  if (!absl::ConsumePrefix(&bundle, "go ") || !absl::ConsumeSuffix(&bundle, "\n") ||
+      bundle.empty() || bundle[0] != '/' || absl::StrContains(bundle, '\n')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("control pipe: want \"go <absolute bundle path>\", got \"",
+                     absl::CHexEscape(line.substr(0, 200)), "\""));
+  }
+  return std::string(bundle);
+}
+
+absl::StatusOr<ShimConfig> LoadShimConfig(const std::string& bundle) {
+  std::string path = absl::StrCat(bundle, "/", kShimConfigFile);
+  NA_ASSIGN_OR_RETURN(std::string text, linux::ReadFile(path));
+  NA_ASSIGN_OR_RETURN(ShimConfig config, ParseShimConfig(text));
+  if (config.bundle.empty()) config.bundle = bundle;
+  if (config.bundle != bundle) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config bundle \"", config.bundle, "\" is not --bundle \"", bundle, "\""));
+  }
+  return config;
 }
 
 std::string SerializeShimConfig(const ShimConfig& c) {

@@ -38,6 +38,21 @@
 // <exec dir>/exit.json when the process has exited and exits 0. The runtime removes the exec
 // dir.
 //
+// warm: to keep the slow part of a start off the request's path, the runtime may keep a
+// node-shim waiting (WarmShimPool) before any container exists:
+//   node-shim warm --cgroup DIR [--cgroup DIR ...]
+// with fd 3 the start pipe and fd 4 the read end of a "control pipe". It clones a child into
+// new pid, mount (all mounts made slaves), uts, ipc and net namespaces; the child joins the
+// given (v1) cgroup dirs -- the cgroup.procs write that waits for an RCU grace period -- and
+// unshares its cgroup namespace there. node-shim then writes "ready\n" to the start pipe. The
+// runtime renames those cgroup dirs to the container's (CgroupDriver::Adopt), writes
+// <bundle>/config.json with them in cgroup_dirs and writes "go <bundle>\n" to the control pipe;
+// from there on this node-shim is that container's, exactly as if started with --bundle (the
+// same start report, files and attach socket), its child joining config.namespaces' net, ipc
+// and uts paths itself. Only configs that WarmStartable accepts may be sent. EOF on the control
+// pipe before "go" (the runtime stopped or retired the slot), or a dead child, ends it: the
+// child is killed, the cgroup dirs are removed and node-shim exits without a report.
+//
 // Attach protocol (<bundle>/attach.sock and <exec dir>/attach.sock, SOCK_STREAM). Socket paths
 // may be longer than sun_path allows: bind/connect through "/proc/self/fd/<dir fd>/attach.sock"
 // (ConnectAttachSocket in attach_client.h does so). Both directions carry frames:
@@ -84,6 +99,7 @@ inline constexpr char kAttachSocketFile[] = "attach.sock";
 inline constexpr char kExecDirPrefix[] = "exec-";  // <bundle>/exec-<exec id>/
 inline constexpr char kExecProcessFile[] = "process.json";
 inline constexpr int kShimStartPipeFd = 3;
+inline constexpr int kShimControlPipeFd = 4;  // node-shim warm: the "go" line (see above).
 
 // One mount(2) call: mount(source, <target>, type, flags-from-options, data-from-options).
 struct ShimMount {
@@ -196,6 +212,16 @@ std::vector<ShimNamespace> DefaultNamespaces();
 // config.namespaces or the defaults, checked: known types, no duplicates, "mnt" new, "user"
 // new only with mappings. INVALID_ARGUMENT naming the bad entry otherwise.
 absl::StatusOr<std::vector<ShimNamespace>> EffectiveNamespaces(const ShimConfig& config);
+
+// OK when a warm node-shim can start `config`: new pid, mnt, uts and cgroup namespaces, net
+// and ipc new or joined by path, no user namespace, and no bind that must be cloned from
+// another mount namespace or shared with the host (both need the mount namespace as it is at
+// start, not as it was when the warm child was made). Otherwise the reason.
+absl::Status WarmStartable(const ShimConfig& config);
+// The bundle of a control pipe's "go <bundle>\n" line; INVALID_ARGUMENT for anything else.
+absl::StatusOr<std::string> ParseWarmGo(absl::string_view line);
+// Reads <bundle>/config.json and checks that it names `bundle` (or fills it in).
+absl::StatusOr<ShimConfig> LoadShimConfig(const std::string& bundle);
 
 struct ExitRecord {
   int exit_code = 0;  // 0-255, or 128+signal.

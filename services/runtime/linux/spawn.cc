@@ -1,10 +1,13 @@
 #include "services/runtime/linux/spawn.h"
 
 #include <fcntl.h>
+#include <linux/limits.h>
 #include <linux/magic.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -120,14 +123,15 @@ absl::StatusOr<UniqueFd> ReceiveFd(int sock) {
 }
 
 // The go-ahead for a user namespace child: one flag byte per slot of `fds` ('1': the fd
-// follows, SCM_RIGHTS, in order; '0': none).
-absl::Status SendFds(int sock, const std::vector<int>& fds) {
+// follows, SCM_RIGHTS, in order; '0': none), then `trailer`.
+absl::Status SendFds(int sock, const std::vector<int>& fds, absl::string_view trailer = "") {
   std::string flags;
   std::vector<int> present;
   for (int fd : fds) {
     flags.push_back(fd >= 0 ? '1' : '0');
     if (fd >= 0) present.push_back(fd);
   }
+  flags.append(trailer.data(), trailer.size());
   if (present.size() > kMaxPassedFds) {
     return absl::InvalidArgumentError(
         absl::StrCat("more than ", kMaxPassedFds, " bind mounts in a user namespace"));
@@ -151,7 +155,7 @@ absl::Status SendFds(int sock, const std::vector<int>& fds) {
     n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(flags.size())) {
-    return LastErrnoStatus("resume the child after the id maps");
+    return LastErrnoStatus("hand the child its fds");
   }
   return absl::OkStatus();
 }
@@ -379,6 +383,175 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
     }
   }
   return io.Finish(static_cast<pid_t>(pid), std::move(child));
+}
+
+namespace {
+
+// The fds a warm child gets with its go, in this order (SendFds flags).
+// The namespaces to join come as fds, opened by node-shim: the child's mount table is the
+// host's from when it was cloned, and may not show a namespace bind-mounted since (the
+// network service's netns files are below a private mount).
+enum WarmFd {
+  kWarmStdin,
+  kWarmStdout,
+  kWarmStderr,
+  kWarmConsole,
+  kWarmError,
+  kWarmNetNs,
+  kWarmIpcNs,
+  kWarmFdCount
+};
+
+// The go: the bundle path after the flag bytes, and the fds.
+struct WarmGo {
+  std::string bundle;
+  std::vector<UniqueFd> fds;  // kWarmFdCount slots; empty where none was sent.
+};
+
+absl::StatusOr<WarmGo> ReceiveWarmGo(int sock) {
+  std::string buf(kWarmFdCount + PATH_MAX, '\0');
+  struct iovec iov = {buf.data(), buf.size()};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * kWarmFdCount));
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return LastErrnoStatus("receive the go");
+  if (n <= kWarmFdCount) return absl::CancelledError("node-shim closed the warm child's socket");
+  std::vector<int> received;
+  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr;
+       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    std::vector<int> fds(count);
+    std::memcpy(fds.data(), CMSG_DATA(cmsg), count * sizeof(int));
+    received.insert(received.end(), fds.begin(), fds.end());
+  }
+  WarmGo go;
+  go.fds.resize(kWarmFdCount);
+  size_t next = 0;
+  for (int i = 0; i < kWarmFdCount; ++i) {
+    if (buf[i] != '1') continue;
+    if (next >= received.size()) return absl::InternalError("warm go: fds missing");
+    go.fds[i].Reset(received[next++]);
+  }
+  go.bundle = buf.substr(kWarmFdCount, static_cast<size_t>(n) - kWarmFdCount);
+  return go;
+}
+
+// Joins the net and ipc namespaces node-shim sent; returns the CLONE_NEW* flags of the
+// namespaces that stay this process's own (new) ones.
+absl::StatusOr<uint64_t> JoinWarmNamespaces(const WarmGo& go) {
+  uint64_t fresh = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+  for (auto [slot, type] : {std::pair{kWarmNetNs, CLONE_NEWNET}, {kWarmIpcNs, CLONE_NEWIPC}}) {
+    const int fd = go.fds[slot].get();
+    if (fd < 0) continue;
+    if (::setns(fd, type) != 0) {
+      return LastErrnoStatus(absl::StrCat("join namespace (", FdTarget(fd), ")"));
+    }
+    fresh &= ~static_cast<uint64_t>(type);
+  }
+  return fresh;
+}
+
+// The warm child: ready, then the container once the go comes. Never returns.
+[[noreturn]] void RunWarmChild(int sock, const std::vector<std::string>& cgroup_dirs) {
+  // Before the go there is no error pipe: a failure ends the child, which node-shim sees.
+  // If node-shim dies first, so does the child.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ::_exit(1);
+  // As PrepareRootfs will: mounts copied from the host must not carry ours back out.
+  if (::mount("", "/", "", MS_REC | MS_SLAVE, nullptr) != 0) ::_exit(1);
+  for (const std::string& dir : cgroup_dirs) {
+    if (!WriteCgroupFile(dir, "cgroup.procs", "0").ok()) ::_exit(1);
+  }
+  if (::unshare(CLONE_NEWCGROUP) != 0) ::_exit(1);
+  if (::write(sock, "r", 1) != 1) ::_exit(1);
+  absl::StatusOr<WarmGo> go = ReceiveWarmGo(sock);
+  if (!go.ok()) ::_exit(1);
+  const int error_fd = go->fds[kWarmError].get();
+  if (error_fd < 0) ::_exit(1);
+  absl::Status status = [&]() -> absl::Status {
+    NA_ASSIGN_OR_RETURN(ShimConfig config, LoadShimConfig(go->bundle));
+    NA_ASSIGN_OR_RETURN(uint64_t fresh, JoinWarmNamespaces(*go));
+    ContainerInitArgs args;
+    args.new_namespaces = fresh;  // The cgroup namespace is made already.
+    args.stdin_fd = go->fds[kWarmStdin].get();
+    args.stdout_fd = go->fds[kWarmStdout].get();
+    args.stderr_fd = go->fds[kWarmStderr].get();
+    args.console_fd = go->fds[kWarmConsole].get();
+    args.error_fd = error_fd;
+    RunContainerInit(config, args);  // Never returns.
+  }();
+  std::string message = EncodeInitError(status);
+  (void)!::write(error_fd, message.data(), message.size());
+  ::_exit(StartErrorExitCode(status));
+}
+
+}  // namespace
+
+absl::StatusOr<WarmChild> SpawnWarmChild(const std::vector<std::string>& cgroup_dirs) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return LastErrnoStatus("socketpair for the warm child");
+  }
+  UniqueFd parent_end(pair[0]);
+  UniqueFd child_end(pair[1]);
+  struct clone_args clone = {};
+  clone.flags =
+      CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD;
+  clone.exit_signal = SIGCHLD;
+  int pidfd = -1;
+  clone.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
+  // node-shim is single-threaded here too (see SpawnContainer).
+  long pid = ::syscall(SYS_clone3, &clone, sizeof(clone));
+  if (pid < 0) return LastErrnoStatus("clone3 (warm child)");
+  if (pid == 0) {
+    parent_end.Reset();
+    RunWarmChild(child_end.get(), cgroup_dirs);
+  }
+  WarmChild child;
+  child.pid = static_cast<pid_t>(pid);
+  child.pidfd.Reset(pidfd);
+  child.sock = std::move(parent_end);
+  return child;
+}
+
+absl::StatusOr<SpawnedContainer> ResumeWarmChild(WarmChild child, const ShimConfig& config) {
+  absl::StatusOr<ChildIo> io = ChildIo::Make(config.tty, config.stdin_open);
+  if (!io.ok()) {
+    KillAndReapChild(child.pidfd.get());
+    return io.status();
+  }
+  // Opened here, in the host's mount namespace (see WarmFd).
+  absl::StatusOr<std::vector<ShimNamespace>> namespaces = EffectiveNamespaces(config);
+  absl::StatusOr<std::vector<NamespaceJoin>> joins =
+      namespaces.ok() ? OpenNamespaceJoins(*namespaces) : namespaces.status();
+  if (!joins.ok()) {
+    KillAndReapChild(child.pidfd.get());
+    return joins.status();
+  }
+  ChildFds fds = io->Fds();
+  std::vector<int> passed(kWarmFdCount, -1);
+  for (const NamespaceJoin& join : *joins) {
+    if (join.type == CLONE_NEWNET) passed[kWarmNetNs] = join.target.get();
+    if (join.type == CLONE_NEWIPC) passed[kWarmIpcNs] = join.target.get();
+  }
+  passed[kWarmStdin] = fds.stdin_fd;
+  passed[kWarmStdout] = fds.stdout_fd;
+  passed[kWarmStderr] = fds.stderr_fd;
+  passed[kWarmConsole] = fds.console_fd;
+  passed[kWarmError] = fds.error_fd;
+  if (absl::Status sent = SendFds(child.sock.get(), passed, config.bundle); !sent.ok()) {
+    KillAndReapChild(child.pidfd.get());
+    return Annotate(sent, "warm child");
+  }
+  io->CloseChildEnds();
+  return io->Finish(child.pid, std::move(child.pidfd));
 }
 
 absl::StatusOr<SpawnedContainer> SpawnWithIo(

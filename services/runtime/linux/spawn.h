@@ -55,6 +55,27 @@ int NamespaceFlag(const std::string& type);
 // itself (CLONE_INTO_CGROUP), which spares the child a cgroup.procs write.
 absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config);
 
+// A child cloned before its container is known (node-shim warm, shim_protocol.h), waiting on
+// `sock` for ResumeWarmChild.
+struct WarmChild {
+  pid_t pid = 0;
+  linux::UniqueFd pidfd;
+  linux::UniqueFd sock;  // node-shim's end: one 'r' byte once the child is ready.
+};
+
+// Clones the warm child into new pid, mount, uts, ipc and net namespaces. It makes every
+// mount a slave, joins `cgroup_dirs` (cgroup.procs "0"), unshares its cgroup namespace rooted
+// there, writes 'r' on its socket and waits. It dies with node-shim (PR_SET_PDEATHSIG) and
+// exits when the socket closes.
+absl::StatusOr<WarmChild> SpawnWarmChild(const std::vector<std::string>& cgroup_dirs);
+
+// Hands the warm child its container: its stdio (or pty socket) and error pipe, and
+// config.bundle, whose config.json it reads itself; it joins the net and ipc namespaces
+// config.namespaces gives by path, then goes on as RunContainerInit. `config` must pass
+// WarmStartable. Returns once the child has exec'd, like SpawnContainer; on failure it has
+// been killed and reaped.
+absl::StatusOr<SpawnedContainer> ResumeWarmChild(WarmChild child, const ShimConfig& config);
+
 // The child's ends of what SpawnWithIo makes; -1 where not used.
 struct ChildFds {
   int stdin_fd = -1;  // No tty: /dev/null or the stdin pipe.

@@ -176,6 +176,55 @@ TEST_P(CgroupDriverTest, DestroyKillsEverythingInside) {
   for (const std::string& dir : *dirs) EXPECT_FALSE(linux::PathExists(dir)) << dir;
 }
 
+// A warm slot's cgroup becomes a container's by rename (v1): the process stays in it, the
+// limits apply, and a clash undoes every rename. v2 cannot rename.
+TEST_P(CgroupDriverTest, AdoptRenamesWithTheProcessInsideAndAppliesLimits) {
+  auto warm = driver_->Create("warm-1", {});
+  ASSERT_TRUE(warm.ok()) << warm.status();
+  pid_t pid = SpawnIn(*warm, 0);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (CgroupTreeProcs(warm->front())->empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  CgroupLimits limits;
+  limits.memory_bytes = 64 << 20;
+  limits.pids_limit = 30;
+  auto adopted = driver_->Adopt("warm-1", "c1", limits);
+  if (driver_->Version() == "v2") {
+    EXPECT_EQ(adopted.status().code(), absl::StatusCode::kUnimplemented);
+    return;
+  }
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  ASSERT_EQ(adopted->size(), warm->size());
+  for (size_t i = 0; i < warm->size(); ++i) {
+    EXPECT_TRUE(absl::EndsWith((*adopted)[i], "/" + parent_ + "/c1")) << (*adopted)[i];
+    EXPECT_FALSE(linux::PathExists((*warm)[i])) << (*warm)[i];
+    EXPECT_THAT(*CgroupTreeProcs((*adopted)[i]), ElementsAre(pid)) << (*adopted)[i];
+  }
+  EXPECT_THAT(*driver_->ListContainerIds(), ElementsAre("c1"));
+  bool saw_memory = false, saw_pids = false;
+  for (const std::string& dir : *adopted) {
+    if (CgroupFileExists(dir, "memory.limit_in_bytes")) {
+      saw_memory = true;
+      EXPECT_EQ(*ReadCgroupFile(dir, "memory.limit_in_bytes"), absl::StrCat(64 << 20, "\n"));
+    }
+    if (CgroupFileExists(dir, "pids.max")) {
+      saw_pids = true;
+      EXPECT_EQ(*ReadCgroupFile(dir, "pids.max"), "30\n");
+    }
+  }
+  EXPECT_TRUE(saw_memory && saw_pids);
+
+  // Renaming onto an existing container's cgroup: refused, the slot keeps its name.
+  ASSERT_TRUE(driver_->Create("warm-2", {}).ok());
+  auto clash = driver_->Adopt("warm-2", "c1", {});
+  EXPECT_EQ(clash.status().code(), absl::StatusCode::kAlreadyExists) << clash.status();
+  EXPECT_THAT(*driver_->ListContainerIds(), ElementsAre("c1", "warm-2"));
+  EXPECT_EQ(driver_->Adopt("missing", "c2", {}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(driver_->Adopt("warm-2", "../x", {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(CgroupDriverTest, DestroyRemovesNestedCgroups) {
   auto dirs = driver_->Create("c1", {});
   ASSERT_TRUE(dirs.ok()) << dirs.status();

@@ -68,6 +68,69 @@ TEST(ShimConfigTest, Errors) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// What a warm node-shim may start: its child has new pid, mnt, uts, ipc, net and cgroup
+// namespaces and a mount table from before the container existed.
+TEST(WarmStartableTest, DefaultsAndJoinedNetworkAreWarm) {
+  ShimConfig config;
+  EXPECT_TRUE(WarmStartable(config).ok());
+  config.namespaces = DefaultNamespaces();
+  for (ShimNamespace& ns : *config.namespaces) {
+    if (ns.type == "net") ns.path = "/run/nodeagent/netns/c1";
+    if (ns.type == "ipc") ns.path = "/proc/42/ns/ipc";
+  }
+  EXPECT_TRUE(WarmStartable(config).ok());
+  config.mounts.push_back({"bind", "/srv/data", "/data", {"rbind", "rslave"}});
+  EXPECT_TRUE(WarmStartable(config).ok());
+}
+
+TEST(WarmStartableTest, WhatNeedsAColdStart) {
+  auto without = [](const std::string& type) {
+    ShimConfig config;
+    config.namespaces = DefaultNamespaces();
+    std::erase_if(*config.namespaces, [&](const ShimNamespace& ns) { return ns.type == type; });
+    return config;
+  };
+  for (const char* type : {"pid", "uts", "cgroup", "net", "ipc"}) {
+    absl::Status s = WarmStartable(without(type));
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << type;
+  }
+  ShimConfig joined_pid;
+  joined_pid.namespaces = DefaultNamespaces();
+  for (ShimNamespace& ns : *joined_pid.namespaces) {
+    if (ns.type == "pid") ns.path = "/proc/42/ns/pid";
+  }
+  EXPECT_EQ(WarmStartable(joined_pid).code(), absl::StatusCode::kFailedPrecondition);
+
+  ShimConfig userns;
+  userns.namespaces = DefaultNamespaces();
+  userns.namespaces->push_back({"user", ""});
+  userns.uid_mappings = {{0, 100000, 65536}};
+  userns.gid_mappings = {{0, 100000, 65536}};
+  EXPECT_EQ(WarmStartable(userns).code(), absl::StatusCode::kFailedPrecondition);
+
+  ShimConfig shared;
+  shared.mounts.push_back({"bind", "/mnt/share", "/share", {"rbind", "rshared"}});
+  EXPECT_EQ(WarmStartable(shared).code(), absl::StatusCode::kFailedPrecondition);
+
+  ShimConfig other_ns;
+  other_ns.mounts.push_back({"bind", "/dev/shm", "/dev/shm", {"rbind"}, "/proc/42/ns/mnt"});
+  EXPECT_EQ(WarmStartable(other_ns).code(), absl::StatusCode::kFailedPrecondition);
+
+  ShimConfig bad;
+  bad.namespaces = std::vector<ShimNamespace>{{"pid", ""}};  // No "mnt": invalid anyway.
+  EXPECT_EQ(WarmStartable(bad).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WarmGoTest, ParsesTheBundle) {
+  auto bundle = ParseWarmGo("go /var/lib/nodeagent/runtime/containers/abc\n");
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  EXPECT_EQ(*bundle, "/var/lib/nodeagent/runtime/containers/abc");
+  for (const char* line :
+       {"go relative/path\n", "go /no/newline", "stop /x\n", "go \n", "go /a\n/b\n", ""}) {
+    EXPECT_EQ(ParseWarmGo(line).status().code(), absl::StatusCode::kInvalidArgument) << line;
+  }
+}
+
 TEST(ExitRecordTest, RoundTrip) {
   ExitRecord in{137, 9, true, 1732924800123456789};
   auto out = ParseExitRecord(SerializeExitRecord(in));
