@@ -11,7 +11,8 @@
 #   unshare    unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot ROOTFS /bin/true
 # then create + start + wait through the runtime's gRPC API beside crun and runc (grpc_start,
 # no CLI in the figure), and prints medians plus the median of per-round ratios (absolute times on shared machines are
-# noise; ratios are the figure to compare).
+# noise; ratios are the figure to compare). Every start waits 50 ms first, so that no runtime's
+# leftover work lands in the next one's figure.
 #
 # Needs root, bash >= 5, crun, runc, busybox-static and a build (NODECTL=build/bin/nodectl).
 # It starts its own node on private dirs under /var/tmp/nodeagent-bench and stops it at the end.
@@ -82,6 +83,10 @@ nac run --rm --network none busybox true || die "the cold node cannot run busybo
 declare -a T_nodeagent T_nodeagent_cold T_nodeagent_bridge T_crun T_runc T_unshare
 run_one() {
   local id=$PREFIX-$2 t0 t1
+  # Each start on a settled machine: work one runtime leaves behind (our warm node-shim's
+  # refill, whose cgroup.procs write holds the kernel's cgroup_mutex for an RCU grace period;
+  # a peer's deferred cleanup) must not land in the next one's figure.
+  sleep 0.05
   t0=$EPOCHREALTIME
   case $1 in
     nodeagent) na run --rm --network none busybox /bin/true ;;
