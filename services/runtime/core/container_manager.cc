@@ -43,6 +43,18 @@ std::string RandomId() {
   return id;
 }
 
+// A bind of a host path the caller named (-v /path:..., --mount type=bind): its source may be
+// a mount made after a warm node-shim's child copied the host's mount table, which that copy
+// need not show (mounts propagate into it only from shared ones). Such containers start cold;
+// named volumes and the node's own files (hostname, hosts, resolv.conf) are plain directories
+// and files of the node's state.
+bool HasHostPathBind(const std::vector<MountSpec>& mounts) {
+  for (const MountSpec& m : mounts) {
+    if (m.type == "bind") return true;
+  }
+  return false;
+}
+
 ShimConfig MakeShimConfig(const ContainerRecord& r, const std::string& bundle,
                           const std::vector<MountSpec>& mounts,
                           std::optional<std::vector<ShimNamespace>> namespaces,
@@ -463,7 +475,10 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
   if (!namespaces.ok()) return fail(namespaces.status());
   ShimConfig shim_config = MakeShimConfig(record, bundle, *mounts, *namespaces, {});
   std::optional<WarmShim> warm;
-  if (warm_shims_ != nullptr && WarmStartable(shim_config).ok()) warm = warm_shims_->Take();
+  if (warm_shims_ != nullptr && WarmStartable(shim_config).ok() &&
+      !HasHostPathBind(record.config.mounts)) {
+    warm = warm_shims_->Take();
+  }
   absl::StatusOr<std::vector<std::string>> cgroup_dirs = absl::InternalError("no cgroup yet");
   if (warm.has_value()) {
     cgroup_dirs = cgroups_->Adopt(warm->cgroup_id(), record.id, record.config.limits);
