@@ -75,7 +75,9 @@ for ((i = 0; i < COUNT; i++)); do
   na run -d --network none busybox sleep 1000000 >/dev/null || die "run -d #$i failed"
 done
 sleep 2
-shims=$(pgrep -f "node-shim.*$TOP/state")
+# Shims started cold name the bundle; warm ones (and the one kept ready, with its child)
+# name their warm-* cgroup below the bench's parent. All count.
+shims=$(pgrep -f "node-shim.*($TOP/state|nodeagent-bench-idle/warm-)")
 [ "$(echo "$shims" | wc -l)" -ge "$COUNT" ] || die "expected $COUNT shims"
 mon=$(pss_kib $shims); svc1=$(pss_kib $(service_pids))
 report nodeagent "$mon" $((svc1 - svc0))
