@@ -138,6 +138,12 @@ TEST_F(LifecycleE2E, RuntimeRestartLosesNothing) {
       0);
   std::string orphan_cgroup = absl::StrCat("/sys/fs/cgroup/pids/", cgroup_parent_, "/", orphan);
   bool made_cgroup = mkdir(orphan_cgroup.c_str(), 0755) == 0;
+  // A start cut short after its cgroup was made: the container is known, its cgroup stray.
+  CommandResult created = Nodectl({"create", "--name", "halfway", "busybox", "true"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string halfway = std::string(absl::StripTrailingAsciiWhitespace(created.out));
+  std::string halfway_cgroup = absl::StrCat("/sys/fs/cgroup/pids/", cgroup_parent_, "/", halfway);
+  ASSERT_EQ(mkdir(halfway_cgroup.c_str(), 0755), 0);
 
   int runtime_pid = 0;
   ASSERT_TRUE(absl::SimpleAtoi(
@@ -163,6 +169,11 @@ TEST_F(LifecycleE2E, RuntimeRestartLosesNothing) {
   if (made_cgroup) {
     EXPECT_FALSE(Exists(orphan_cgroup));
   }
+  EXPECT_FALSE(Exists(halfway_cgroup));
+  CommandResult start = Nodectl({"start", "halfway"});
+  EXPECT_EQ(start.exit_code, 0) << start.err;
+  EXPECT_EQ(Nodectl({"wait", "halfway"}).out, "0\n");
+  EXPECT_EQ(Nodectl({"rm", "halfway"}).exit_code, 0);
   // Still controllable.
   EXPECT_EQ(Nodectl({"kill", "survivor"}).exit_code, 0);
   EXPECT_EQ(Nodectl({"wait", "survivor"}).out, "137\n");

@@ -227,16 +227,18 @@ absl::Status ContainerManager::LoadAndReconcile() {
     // gets it given back by RetryNetworkDetaches.
   }
 
-  // cgroups of containers that no longer exist.
+  // cgroups of containers that no longer exist or do not run (a start cut short between
+  // making the cgroup and the shim's report; a warm slot's of a previous run).
   auto cgroup_ids = cgroups_->ListContainerIds();
   if (cgroup_ids.ok()) {
     for (const std::string& id : *cgroup_ids) {
-      bool known;
+      bool live;
       {
         absl::MutexLock lock(&mu_);
-        known = containers_.count(id) > 0;
+        auto it = containers_.find(id);
+        live = it != containers_.end() && IsLive(it->second->record.state);
       }
-      if (!known) {
+      if (!live) {
         LogWarning("removing orphaned cgroup of %s", id);
         if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
       }
