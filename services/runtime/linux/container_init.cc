@@ -110,38 +110,13 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
 // becomes root of the user namespace. Returns the rootfs's O_PATH fd and, index-aligned with
 // config.mounts, the bind sources node-shim cloned.
 absl::StatusOr<std::vector<UniqueFd>> WaitForIdMaps(int sync_fd, size_t slots) {
-  std::string flags(slots, '\0');
-  struct iovec iov = {flags.data(), flags.size()};
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxPassedFds));
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.data();
-  msg.msg_controllen = control.size();
-  ssize_t n;
-  do {
-    n = ::recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
   // Every flag byte, not EOF: this process holds a copy of the other end until exec.
-  if (n != static_cast<ssize_t>(slots)) {
-    return absl::InternalError("user namespace: node-shim did not write the id maps");
+  absl::StatusOr<ReceivedFds> got = ReceiveFds(sync_fd, slots, 0);
+  if (!got.ok()) {
+    return absl::InternalError(absl::StrCat("user namespace: node-shim did not write the id maps (",
+                                            got.status().message(), ")"));
   }
-  std::vector<int> received;
-  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr;
-       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    std::vector<int> fds(count);
-    std::memcpy(fds.data(), CMSG_DATA(cmsg), count * sizeof(int));
-    received.insert(received.end(), fds.begin(), fds.end());
-  }
-  std::vector<UniqueFd> out(slots);
-  size_t next = 0;
-  for (size_t i = 0; i < slots; ++i) {
-    if (flags[i] != '1') continue;
-    if (next >= received.size()) return absl::InternalError("user namespace: fds missing");
-    out[i].Reset(received[next++]);
-  }
+  std::vector<UniqueFd> out = std::move(got->fds);
   if (!out[0]) return absl::InternalError("user namespace: node-shim sent no rootfs");
   if (::setresgid(0, 0, 0) != 0) return LastErrnoStatus("setgid 0 in the user namespace");
   if (::setresuid(0, 0, 0) != 0) return LastErrnoStatus("setuid 0 in the user namespace");

@@ -385,6 +385,42 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
   return io.Finish(static_cast<pid_t>(pid), std::move(child));
 }
 
+absl::StatusOr<ReceivedFds> ReceiveFds(int sock, size_t slots, size_t max_extra) {
+  std::string buf(slots + max_extra, '\0');
+  struct iovec iov = {buf.data(), buf.size()};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxPassedFds));
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return LastErrnoStatus("receive fds from node-shim");
+  if (static_cast<size_t>(n) < slots) return absl::CancelledError("node-shim sent nothing");
+  std::vector<int> received;
+  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr;
+       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    std::vector<int> fds(count);
+    std::memcpy(fds.data(), CMSG_DATA(cmsg), count * sizeof(int));
+    received.insert(received.end(), fds.begin(), fds.end());
+  }
+  ReceivedFds out;
+  out.fds.resize(slots);
+  size_t next = 0;
+  for (size_t i = 0; i < slots; ++i) {
+    if (buf[i] != '1') continue;
+    if (next >= received.size()) return absl::InternalError("fds from node-shim missing");
+    out.fds[i].Reset(received[next++]);
+  }
+  out.extra = buf.substr(slots, static_cast<size_t>(n) - slots);
+  return out;
+}
+
 namespace {
 
 // The fds a warm child gets with its go, in this order (SendFds flags).
@@ -409,39 +445,8 @@ struct WarmGo {
 };
 
 absl::StatusOr<WarmGo> ReceiveWarmGo(int sock) {
-  std::string buf(kWarmFdCount + PATH_MAX, '\0');
-  struct iovec iov = {buf.data(), buf.size()};
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * kWarmFdCount));
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.data();
-  msg.msg_controllen = control.size();
-  ssize_t n;
-  do {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return LastErrnoStatus("receive the go");
-  if (n <= kWarmFdCount) return absl::CancelledError("node-shim closed the warm child's socket");
-  std::vector<int> received;
-  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr;
-       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    std::vector<int> fds(count);
-    std::memcpy(fds.data(), CMSG_DATA(cmsg), count * sizeof(int));
-    received.insert(received.end(), fds.begin(), fds.end());
-  }
-  WarmGo go;
-  go.fds.resize(kWarmFdCount);
-  size_t next = 0;
-  for (int i = 0; i < kWarmFdCount; ++i) {
-    if (buf[i] != '1') continue;
-    if (next >= received.size()) return absl::InternalError("warm go: fds missing");
-    go.fds[i].Reset(received[next++]);
-  }
-  go.bundle = buf.substr(kWarmFdCount, static_cast<size_t>(n) - kWarmFdCount);
-  return go;
+  NA_ASSIGN_OR_RETURN(ReceivedFds got, ReceiveFds(sock, kWarmFdCount, PATH_MAX));
+  return WarmGo{std::move(got.extra), std::move(got.fds)};
 }
 
 // Joins the net and ipc namespaces node-shim sent; returns the CLONE_NEW* flags of the

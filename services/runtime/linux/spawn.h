@@ -55,6 +55,15 @@ int NamespaceFlag(const std::string& type);
 // itself (CLONE_INTO_CGROUP), which spares the child a cgroup.procs write.
 absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config);
 
+// One message of node-shim's SendFds (a user namespace child's go-ahead, a warm child's go):
+// `slots` flag bytes, then any bytes more (up to `max_extra`); fds[i] is the fd that came for a
+// '1' flag, in order, empty for a '0'. CANCELLED on EOF; INTERNAL when fds are missing.
+struct ReceivedFds {
+  std::vector<linux::UniqueFd> fds;
+  std::string extra;
+};
+absl::StatusOr<ReceivedFds> ReceiveFds(int sock, size_t slots, size_t max_extra);
+
 // A child cloned before its container is known (node-shim warm, shim_protocol.h), waiting on
 // `sock` for ResumeWarmChild.
 struct WarmChild {
