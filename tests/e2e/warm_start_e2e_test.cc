@@ -156,6 +156,25 @@ TEST_F(WarmStartE2E, WhatAWarmShimCannotStartStartsCold) {
   EXPECT_EQ(Nodectl({"rm", "-f", id}).exit_code, 0);
 }
 
+TEST_F(WarmStartE2E, AWarmShimKilledWhileReadyIsReplaced) {
+  ASSERT_TRUE(Eventually([] { return WarmCgroups().size() == 1 && !WarmShimPids().empty(); }));
+  const std::string slot = WarmCgroups()[0];
+  int runtime_pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      absl::StripTrailingAsciiWhitespace(ReadText(RunDir() + "/runtime.pid")), &runtime_pid));
+  int shim = 0;
+  for (int pid : WarmShimPids()) {
+    if (ParentPid(pid) == runtime_pid) shim = pid;
+  }
+  ASSERT_GT(shim, 0);
+  ASSERT_EQ(kill(shim, SIGKILL), 0);  // No chance to clean up: the runtime must.
+  EXPECT_EQ(Sh("echo still starts", {"--network", "none"}).out, "still starts\n");
+  EXPECT_TRUE(Eventually([&] {
+    std::vector<std::string> now = WarmCgroups();
+    return now.size() == 1 && now[0] != slot;
+  })) << "the killed slot's cgroup was not replaced";
+}
+
 TEST_F(WarmStartE2E, AKilledRuntimeLeavesNoWarmSlot) {
   ASSERT_TRUE(Eventually([] { return WarmCgroups().size() == 1 && !WarmShimPids().empty(); }));
   int runtime_pid = 0;

@@ -26,15 +26,16 @@ constexpr absl::Duration kRetireTimeout = absl::Seconds(3);
 // cgroup must not turn the refill into a busy loop).
 constexpr absl::Duration kRetryDelay = absl::Seconds(2);
 
+// Polls at least once, however short `timeout` is.
 bool WaitReadable(int fd, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
-    int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (left_ms < 0) return false;
+    int64_t left_ms = std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
     struct pollfd pfd = {fd, POLLIN, 0};
     int rc = ::poll(&pfd, 1, static_cast<int>(left_ms));
     if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR) return false;
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0 || absl::Now() >= deadline) return false;
   }
 }
 
@@ -60,16 +61,24 @@ absl::Status AwaitReady(int fd, absl::Duration timeout) {
 }  // namespace
 
 WarmShim::~WarmShim() {
-  if (!control_) return;  // Launched, or moved from.
+  if (!control_) return;  // Launched, retired, or moved from.
   control_.Reset();       // EOF before a go: node-shim ends the slot.
-  AwaitEnd();
+  Finish();
 }
 
-void WarmShim::AwaitEnd() {
+void WarmShim::Finish() {
   if (pidfd_ && !WaitReadable(pidfd_.get(), kRetireTimeout)) {
     LogWarning("warm node-shim %d did not end in time; killing it", shim_pid_);
     ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    WaitReadable(pidfd_.get(), kRetireTimeout);
   }
+  if (cgroups_ != nullptr) {
+    if (absl::Status s = cgroups_->Destroy(cgroup_id_); !s.ok()) LogWarning("%s", s.ToString());
+  }
+}
+
+bool WarmShim::Alive() const {
+  return !pidfd_ || !WaitReadable(pidfd_.get(), absl::ZeroDuration());
 }
 
 absl::StatusOr<LaunchedShim> WarmShim::Launch(const std::string& bundle, absl::Duration timeout) {
@@ -105,17 +114,25 @@ WarmShimPool::~WarmShimPool() {
   }
   // Retire all at once, then wait for each: their clean-ups run side by side.
   for (WarmShim& slot : slots) slot.control_.Reset();
-  for (WarmShim& slot : slots) slot.AwaitEnd();
+  for (WarmShim& slot : slots) slot.Finish();
 }
 
 std::optional<WarmShim> WarmShimPool::Take() {
+  std::deque<WarmShim> dead;  // Retired after the lock is released (declared first).
   absl::MutexLock lock(&mu_);
-  if (ready_.empty()) return std::nullopt;
-  WarmShim slot = std::move(ready_.front());
-  ready_.pop_front();
-  hold_until_ = absl::Now() + options_.refill_hold;
-  ++wakes_;
-  return slot;
+  while (!ready_.empty()) {
+    WarmShim slot = std::move(ready_.front());
+    ready_.pop_front();
+    ++wakes_;
+    if (!slot.Alive()) {
+      LogWarning("warm node-shim %d ended while ready; replacing it", slot.shim_pid());
+      dead.push_back(std::move(slot));
+      continue;
+    }
+    hold_until_ = absl::Now() + options_.refill_hold;
+    return slot;
+  }
+  return std::nullopt;
 }
 
 void WarmShimPool::Resume() {
@@ -131,6 +148,7 @@ absl::StatusOr<WarmShim> WarmShimPool::MakeSlot() {
   slot.cgroup_id_ =
       absl::StrCat(kCgroupPrefix, absl::StrFormat("%016x", absl::Uniform<uint64_t>(random)));
   NA_ASSIGN_OR_RETURN(std::vector<std::string> dirs, cgroups_->Create(slot.cgroup_id_, {}));
+  slot.cgroups_ = cgroups_;
   std::vector<std::string> args = {options_.shim_path, "warm"};
   for (const std::string& dir : dirs) {
     args.push_back("--cgroup");

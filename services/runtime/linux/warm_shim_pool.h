@@ -44,10 +44,13 @@ class WarmShim {
  private:
   friend class WarmShimPool;
   WarmShim() = default;
-  // Waits (bounded) for node-shim to end after its control pipe closed; SIGKILLs it after that.
-  void AwaitEnd();
+  // After the control pipe closed: waits (bounded) for node-shim to end, SIGKILLs it after
+  // that, and removes the slot's cgroup if node-shim could not (killed outright).
+  void Finish();
+  bool Alive() const;
 
   std::string cgroup_id_;
+  CgroupDriver* cgroups_ = nullptr;
   int shim_pid_ = 0;
   linux::UniqueFd pidfd_;    // node-shim's.
   linux::UniqueFd report_;   // Start pipe, read end.
