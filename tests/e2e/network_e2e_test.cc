@@ -172,7 +172,7 @@ TEST_F(NetworkE2E, ContainersTalkByNameAndAddressAndNetworksAreIsolated) {
   EXPECT_THAT(other.out, HasSubstr("no-name"));
 
   EXPECT_EQ(Nodectl({"rm", "-f", web}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(Nodectl({"network", "rm", "e2e-app", "e2e-other"}).exit_code, 0);
 }
 
@@ -188,7 +188,7 @@ TEST_F(NetworkE2E, PublishedPortOnLoopbackAndRulesGoWithTheContainer) {
   EXPECT_EQ(Nodectl({"rm", "-f", id}).exit_code, 0);
   table = RunCommand({"nft", "list", "table", "ip", names_.nft_table});
   EXPECT_THAT(table.out, Not(HasSubstr("dnat")));
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(HttpGetLoopback(port, 0ms), "");
 }
 
@@ -201,7 +201,7 @@ TEST_F(NetworkE2E, RunJoinsTheDefaultBridgeAndGivesTheEndpointBack) {
   EXPECT_THAT(inside.out, HasSubstr("default via"));
   EXPECT_THAT(inside.out, HasSubstr("dflt1\n"));
   EXPECT_THAT(Nodectl({"network", "ls"}).out, HasSubstr("bridge"));
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
 
   // --network none: loopback only, and nothing asked of the network service.
@@ -218,7 +218,7 @@ TEST_F(NetworkE2E, RunJoinsTheDefaultBridgeAndGivesTheEndpointBack) {
   CommandResult no_net = Nodectl({"run", "--rm", "--network", "e2e-nope", "busybox", "true"});
   EXPECT_EQ(no_net.exit_code, 125);
   EXPECT_THAT(no_net.err, HasSubstr("e2e-nope"));
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
 }
 
 TEST_F(NetworkE2E, StopGivesTheAddressBackAndStartGetsANewEndpoint) {
@@ -226,14 +226,14 @@ TEST_F(NetworkE2E, StopGivesTheAddressBackAndStartGetsANewEndpoint) {
   EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
   EXPECT_THAT(Inspect(id), HasSubstr("\"network_settings\""));
   ASSERT_EQ(Nodectl({"stop", "-t", "0", id}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
   EXPECT_THAT(Inspect(id), Not(HasSubstr("\"network_settings\"")));
   ASSERT_EQ(Nodectl({"start", id}).exit_code, 0);
   EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
   EXPECT_THAT(Inspect(id), HasSubstr("\"ip_address\": \"10."));
   EXPECT_EQ(Nodectl({"rm", "-f", id}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
 }
 
@@ -243,7 +243,7 @@ TEST_F(NetworkE2E, FailedStartLeavesNoEndpoint) {
   CommandResult created = Nodectl({"create", "--name", "e2e-fail", "busybox", "/no/such/cmd"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   EXPECT_NE(Nodectl({"start", "e2e-fail"}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
   EXPECT_EQ(Nodectl({"rm", "e2e-fail"}).exit_code, 0);
 }
@@ -268,11 +268,11 @@ TEST_F(NetworkE2E, RuntimeKilledWhileAContainerExitsStillGivesItsEndpointBack) {
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
   // The restarted runtime finds the exit and gives the endpoint back; the keeper keeps its.
   EXPECT_EQ(Nodectl({"wait", quitter}).out, "137\n");
-  EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
+  EXPECT_EQ(LinksWithPrefixOnceReaped(names_.veth_prefix, 1).size(), 1u);
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 1);
   EXPECT_THAT(Inspect(keeper), HasSubstr("\"ip_address\": \"10."));
   EXPECT_EQ(Nodectl({"rm", "-f", keeper, quitter}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
 }
 
@@ -293,7 +293,7 @@ TEST_F(NetworkE2E, NetworkServiceKilledWhileAContainerExitsGetsTheEndpointBackLa
   for (int i = 0; i < 200 && !LinksWithPrefix(names_.veth_prefix).empty(); ++i) {
     std::this_thread::sleep_for(50ms);
   }
-  EXPECT_THAT(LinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
   EXPECT_THAT(Inspect(quitter), Not(HasSubstr("\"network_settings\"")));
   EXPECT_EQ(Nodectl({"rm", quitter}).exit_code, 0);

@@ -8,7 +8,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -29,6 +31,19 @@ inline std::vector<std::string> LinksWithPrefix(const std::string& prefix) {
     if (absl::StartsWith(name, prefix)) out.push_back(name);
   }
   return out;
+}
+
+// The same once released veths are gone: the network service deletes a released endpoint's
+// veth just after it replies (the kernel takes ~25 ms a veth). Waits up to 5 s for at most
+// `at_most` links to be left.
+inline std::vector<std::string> LinksWithPrefixOnceReaped(const std::string& prefix,
+                                                          size_t at_most = 0) {
+  std::vector<std::string> links = LinksWithPrefix(prefix);
+  for (int i = 0; i < 500 && links.size() > at_most; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    links = LinksWithPrefix(prefix);
+  }
+  return links;
 }
 
 class NetworkNodeFixture : public NodeFixture {

@@ -96,7 +96,44 @@ KernelNames KernelNamesFor(const std::string& root) {
 NetworkManager::NetworkManager(const ManagerOptions& options)
     : options_(options), names_(KernelNamesFor(options.root)) {}
 
-NetworkManager::~NetworkManager() { StopSpareThread(); }
+NetworkManager::~NetworkManager() {
+  StopSpareThread();
+  StopReaper();
+}
+
+void NetworkManager::StopReaper() {
+  {
+    absl::MutexLock lock(&mu_);
+    reaper_stopping_ = true;
+  }
+  if (reaper_thread_.joinable()) reaper_thread_.join();
+}
+
+void NetworkManager::ReapLoop() {
+  absl::MutexLock lock(&mu_);
+  auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return reaper_stopping_ || !reaping_.empty();
+  };
+  while (true) {
+    mu_.Await(absl::Condition(&work));
+    if (reaping_.empty()) return;  // Stopping, and all deleted.
+    std::string veth = reaping_.front().host_veth;
+    mu_.Unlock();
+    absl::Status s = DeleteVeth(veth);
+    mu_.Lock();
+    if (!s.ok()) LogWarning("delete veth %s: %s", veth, s.ToString());
+    reaping_.pop_front();  // Its address is free now.
+  }
+}
+
+std::vector<Ipv4> NetworkManager::AddressesInUseLocked(const std::string& network) {
+  std::vector<Ipv4> in_use;
+  for (const EndpointRecord* e : state_.EndpointsOf(network)) in_use.push_back(e->ip);
+  for (const ReapedVeth& r : reaping_) {
+    if (r.network == network) in_use.push_back(r.ip);
+  }
+  return in_use;
+}
 
 void NetworkManager::StopSpareThread() {
   {
@@ -167,6 +204,7 @@ absl::StatusOr<std::unique_ptr<NetworkManager>> NetworkManager::Open(
   }
   NA_RETURN_IF_ERROR(Annotate(manager->ReconcileLocked(), "reconcile"));
   manager->spare_thread_ = std::thread([m = manager.get()] { m->SpareLoop(); });
+  manager->reaper_thread_ = std::thread([m = manager.get()] { m->ReapLoop(); });
   return manager;
 }
 
@@ -295,6 +333,7 @@ absl::Status NetworkManager::ReconcileLocked() {
 
 void NetworkManager::Shutdown() {
   StopSpareThread();
+  StopReaper();
   absl::MutexLock lock(&mu_);
   DropNetnsDirIfUnusedLocked();
 }
@@ -469,6 +508,14 @@ absl::StatusOr<NetworkInfo> NetworkManager::GetNetwork(const std::string& name) 
 
 absl::Status NetworkManager::RemoveNetwork(const std::string& name) {
   absl::MutexLock lock(&mu_);
+  // The network's released veths go before its bridge (Await lets the reaper take mu_).
+  auto reaped = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const ReapedVeth& r : reaping_) {
+      if (r.network == name) return false;
+    }
+    return true;
+  };
+  mu_.Await(absl::Condition(&reaped));
   std::string what = absl::StrCat("remove network \"", name, "\"");
   NetworkRecord* record = state_.FindNetwork(name);
   if (record == nullptr) return absl::NotFoundError(absl::StrCat(what, ": not found"));
@@ -613,7 +660,11 @@ absl::Status NetworkManager::ReleaseContainerLocked(const std::string& container
   bool had_ports = false;
   std::set<std::string> networks;
   for (const EndpointRecord* e : state_.EndpointsOfContainer(container_id)) {
-    result.Update(DeleteVeth(e->host_veth));
+    if (reaper_stopping_) {
+      result.Update(DeleteVeth(e->host_veth));
+    } else if (!e->host_veth.empty()) {
+      reaping_.push_back({e->network, e->host_veth, e->ip});
+    }
     had_ports = had_ports || !e->ports.empty();
     networks.insert(e->network);
   }
@@ -708,9 +759,7 @@ absl::StatusOr<AttachResult> NetworkManager::Attach(const AttachRequest& request
     }
   }
 
-  std::vector<Ipv4> in_use;
-  for (const EndpointRecord* e : state_.EndpointsOf(network->name)) in_use.push_back(e->ip);
-  absl::StatusOr<Ipv4> allocated = AllocateAddress(*network, in_use);
+  absl::StatusOr<Ipv4> allocated = AllocateAddress(*network, AddressesInUseLocked(network->name));
   if (!allocated.ok()) return Annotate(allocated.status(), what);
   Ipv4 ip = *allocated;
 

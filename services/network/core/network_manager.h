@@ -6,6 +6,7 @@
 // kernel is reconciled against it when the manager opens.
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -163,6 +164,14 @@ class NetworkManager {
   bool SpareWanted() const ABSL_SHARED_LOCKS_REQUIRED(spare_mu_);
   absl::StatusOr<linux::PreparedNetns> TakeSpareOrMake();
   void StopSpareThread();
+  // Deleting a veth waits for RCU grace periods in the kernel (~25 ms here), most of a detach:
+  // a released endpoint's veth is deleted by this thread after the reply. Its address stays
+  // out of use until then (AddressesInUseLocked), so it is never on two interfaces at once.
+  // Stopping deletes what is still queued; a crash leaves veths that Reconcile removes.
+  void ReapLoop();
+  void StopReaper();
+  std::vector<Ipv4> AddressesInUseLocked(const std::string& network)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NetworkInfo InfoLocked(const NetworkRecord& network) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   AttachResult ResultFor(const NetworkRecord& network, const EndpointRecord& endpoint) const;
 
@@ -180,6 +189,15 @@ class NetworkManager {
   std::unique_ptr<linux::Nftables> nft_ ABSL_GUARDED_BY(mu_);
   // Whether <run_dir>/netns is known to be our private mount point.
   bool netns_dir_ready_ ABSL_GUARDED_BY(mu_) = false;
+
+  struct ReapedVeth {
+    std::string network;
+    std::string host_veth;
+    Ipv4 ip;
+  };
+  std::deque<ReapedVeth> reaping_ ABSL_GUARDED_BY(mu_);
+  bool reaper_stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reaper_thread_;
 
   absl::Mutex spare_mu_;
   std::unique_ptr<linux::PreparedNetns> spare_ ABSL_GUARDED_BY(spare_mu_);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -69,6 +70,15 @@ int FreeLoopbackPort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+std::vector<std::string> HostLinksWithPrefixOnceReaped(const std::string& prefix, size_t at_most) {
+  std::vector<std::string> links = HostLinksWithPrefix(prefix);
+  for (int i = 0; i < 500 && links.size() > at_most; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    links = HostLinksWithPrefix(prefix);
+  }
+  return links;
 }
 
 std::vector<std::string> HostLinksWithPrefix(const std::string& prefix) {

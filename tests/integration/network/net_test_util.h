@@ -36,6 +36,10 @@ int FreeLoopbackPort();
 
 // Links of the host whose names start with `prefix`.
 std::vector<std::string> HostLinksWithPrefix(const std::string& prefix);
+// The same once released veths are gone (the manager deletes them just after a detach
+// returns): waits up to 5 s for at most `at_most` links to be left.
+std::vector<std::string> HostLinksWithPrefixOnceReaped(const std::string& prefix,
+                                                       size_t at_most = 0);
 
 // Mounts (mount points) below `dir` in this mount namespace.
 std::vector<std::string> MountsBelow(const std::string& dir);

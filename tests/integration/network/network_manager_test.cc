@@ -29,6 +29,7 @@ using ::nodeagent::testing::BackgroundProcess;
 using ::nodeagent::testing::CommandResult;
 using ::nodeagent::testing::FreeLoopbackPort;
 using ::nodeagent::testing::HostLinksWithPrefix;
+using ::nodeagent::testing::HostLinksWithPrefixOnceReaped;
 using ::nodeagent::testing::HttpdArgv;
 using ::nodeagent::testing::HttpGetFromHost;
 using ::nodeagent::testing::HttpGetFromNetns;
@@ -232,7 +233,7 @@ TEST_F(NetworkManagerTest, AttachMakesEth0WithAddressRouteAndLoopback) {
   EXPECT_EQ(again.host_veth, r.host_veth);
 
   ASSERT_TRUE(manager_->Detach("c1").ok());
-  EXPECT_THAT(HostLinksWithPrefix(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_FALSE(nodeagent::linux::PathExists(r.netns_path));
   EXPECT_FALSE(nodeagent::linux::PathExists(r.hosts_path));
   // The netns dir stays a mount point while the service runs (Shutdown drops it).
@@ -484,7 +485,7 @@ TEST_F(NetworkManagerTest, ConnectAddsAnInterfaceToTheSameNamespaceAndDisconnect
   EXPECT_THAT(ReadText(peer.hosts_path), HasSubstr(again.ip_address + "\tweb web-host"));
   ASSERT_TRUE(manager_->Detach("web1").ok());
   EXPECT_FALSE(nodeagent::linux::PathExists(web.netns_path));
-  EXPECT_EQ(HostLinksWithPrefix(names_.veth_prefix).size(), 2u);
+  EXPECT_EQ(HostLinksWithPrefixOnceReaped(names_.veth_prefix, 2).size(), 2u);
 }
 
 TEST_F(NetworkManagerTest, ConnectRefusesAContainerWithoutANamespaceOfTheService) {

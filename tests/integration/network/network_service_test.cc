@@ -342,7 +342,12 @@ TEST_F(NetworkServiceTest, SigkillWithEndpointsAndPortsLeavesNothingOnceRestarte
     v1::DetachContainerNetworkResponse detached;
     EXPECT_TRUE(Stub()->DetachContainer(Deadline().get(), detach, &detached).ok()) << id;
   }
+  // Veths are deleted just after the reply (the kernel takes ~25 ms for each): wait for them.
   Leftovers detached = snapshot();
+  for (int i = 0; i < 500 && detached.links.size() > 2; ++i) {
+    std::this_thread::sleep_for(10ms);
+    detached = snapshot();
+  }
   EXPECT_EQ(detached.links.size(), 2u) << print(detached);  // The two bridges.
   EXPECT_THAT(detached.nft, Not(HasSubstr("dnat")));
   EXPECT_THAT(detached.pins, IsEmpty());
