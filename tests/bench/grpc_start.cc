@@ -3,7 +3,9 @@
 // drift hits all alike. The gRPC figure has no CLI in it (no process start, no library
 // loading): it is what a client such as a kubelet or a CI runner pays per container.
 //
-// Usage (tests/bench/start_latency.sh runs it): grpc_start SOCKET BUNDLE ROUNDS WARMUP
+// Usage (tests/bench/start_latency.sh runs it):
+//   grpc_start SOCKET BUNDLE ROUNDS WARMUP [COLD_SOCKET]
+// COLD_SOCKET: a second node with --warm-shims 0, measured in the same rounds.
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -16,6 +18,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,19 +100,23 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s RUNTIME_SOCKET BUNDLE ROUNDS WARMUP\n", argv[0]);
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr, "usage: %s RUNTIME_SOCKET BUNDLE ROUNDS WARMUP [COLD_RUNTIME_SOCKET]\n",
+                 argv[0]);
     return 2;
   }
   const std::string bundle = argv[2];
   const int rounds = std::atoi(argv[3]);
   const int warmup = std::atoi(argv[4]);
   auto stub = v1::RuntimeService::NewStub(nodeagent::DialUnixSocket(argv[1]));
+  // A second node started with --warm-shims 0, measured in the same rounds.
+  std::unique_ptr<v1::RuntimeService::Stub> cold;
+  if (argc == 6) cold = v1::RuntimeService::NewStub(nodeagent::DialUnixSocket(argv[5]));
   const std::string tag = std::to_string(getpid());
 
   std::map<std::string, std::vector<double>> times;
   for (int r = 0; r < warmup + rounds; ++r) {
-    double na = 0, crun = 0, runc = 0;
+    double na = 0, na_cold = 0, crun = 0, runc = 0;
     // Each start on a settled machine: work one runtime leaves behind (our warm node-shim's
     // refill, whose cgroup.procs write holds the kernel's cgroup_mutex for an RCU grace
     // period; a peer's deferred cleanup) must not land in the next one's figure.
@@ -118,8 +125,9 @@ int main(int argc, char** argv) {
         (settle(), NodeagentRound(*stub, &na)) &&
         (settle(), CommandRound({"crun", "run", "-b", bundle, "gc" + tag + "-" + std::to_string(r)},
                                 &crun)) &&
-        (settle(),
-         CommandRound({"runc", "run", "-b", bundle, "gr" + tag + "-" + std::to_string(r)}, &runc));
+        (settle(), CommandRound({"runc", "run", "-b", bundle, "gr" + tag + "-" + std::to_string(r)},
+                                &runc)) &&
+        (cold == nullptr || (settle(), NodeagentRound(*cold, &na_cold)));
     if (!ok) {
       std::fprintf(stderr, "grpc_start: round %d failed\n", r);
       return 1;
@@ -130,6 +138,10 @@ int main(int argc, char** argv) {
     times["runc"].push_back(runc);
     times["ratio_crun"].push_back(na / crun);
     times["ratio_runc"].push_back(na / runc);
+    if (cold != nullptr) {
+      times["nodeagent_cold"].push_back(na_cold);
+      times["ratio_cold_crun"].push_back(na_cold / crun);
+    }
   }
   std::printf("nodeagent_grpc_create_start_wait median_ms=%.2f min_ms=%.2f n=%d\n",
               Median(times["nodeagent"]),
@@ -138,5 +150,11 @@ int main(int argc, char** argv) {
   std::printf("runc_run_true (same rounds)       median_ms=%.2f\n", Median(times["runc"]));
   std::printf("ratio_grpc/crun                   median=%.3f\n", Median(times["ratio_crun"]));
   std::printf("ratio_grpc/runc                   median=%.3f\n", Median(times["ratio_runc"]));
+  if (cold != nullptr) {
+    std::printf("nodeagent_cold_grpc (--warm-shims 0) median_ms=%.2f\n",
+                Median(times["nodeagent_cold"]));
+    std::printf("ratio_cold_grpc/crun              median=%.3f\n",
+                Median(times["ratio_cold_crun"]));
+  }
   return 0;
 }

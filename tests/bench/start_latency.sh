@@ -136,9 +136,7 @@ echo "ratio_bridge/none       $(ratio T_nodeagent_bridge T_nodeagent)"
 
 GRPC_START=${GRPC_START:-$(dirname "$NODECTL")/../tests/bench/grpc_start}
 if [ -x "$GRPC_START" ]; then
-  "$GRPC_START" "$RUN_DIR/runtime.sock" "$BUNDLE" "$ROUNDS" "$WARMUP"
-  echo "(the same, cold: --warm-shims 0)"
-  "$GRPC_START" "$COLD_RUN_DIR/runtime.sock" "$BUNDLE" "$ROUNDS" "$WARMUP"
+  "$GRPC_START" "$RUN_DIR/runtime.sock" "$BUNDLE" "$ROUNDS" "$WARMUP" "$COLD_RUN_DIR/runtime.sock"
   crun list 2>/dev/null | awk -v p="gc" 'index($1,p)==1{print $1}' | xargs -r -n1 crun delete -f
   runc list 2>/dev/null | awk -v p="gr" 'index($1,p)==1{print $1}' | xargs -r -n1 runc delete -f
 else
