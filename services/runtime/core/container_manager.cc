@@ -383,8 +383,10 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
   NA_RETURN_IF_ERROR(linux::WriteFileAtomic(absl::StrCat(bundle, "/", kHostnameFile),
                                             absl::StrCat(record.config.hostname, "\n"), 0644,
                                             linux::Durability::kServiceCrash));
-  // A created container outlives a reboot of the host, as Docker's do.
-  NA_RETURN_IF_ERROR(Persist(record, linux::Durability::kHostCrash));
+  // A created container outlives a reboot of the host, as Docker's do; one that removes
+  // itself (--rm) has nothing to outlive it for, and its start skips the fsync.
+  NA_RETURN_IF_ERROR(Persist(record, record.config.auto_remove ? linux::Durability::kServiceCrash
+                                                               : linux::Durability::kHostCrash));
 
   auto entry = std::make_shared<Entry>();
   entry->record = record;
