@@ -782,6 +782,8 @@ absl::StatusOr<AttachResult> NetworkManager::Attach(const AttachRequest& request
   bool primary = state_.EndpointsOfContainer(request.container_id).empty();
   std::set<std::string> taken;
   for (const EndpointRecord& e : state_.endpoints) taken.insert(e.host_veth);
+  // A released veth still waiting to be deleted keeps its name: the reaper deletes by name.
+  for (const ReapedVeth& r : reaping_) taken.insert(r.host_veth);
   for (uint32_t salt = 0;; ++salt) {
     std::string name = absl::StrFormat(
         "%s%08x", names_.veth_prefix,

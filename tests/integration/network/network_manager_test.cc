@@ -308,6 +308,20 @@ TEST_F(NetworkManagerTest, PublishedPortsReachableFromHostLoopback) {
   EXPECT_THAT(table, HasSubstr("masquerade"));  // The network is still there.
 }
 
+// A detached container's veth is deleted after Detach returns; attaching the same container
+// again at once (a restart) must get a veth that deletion does not take away.
+TEST_F(NetworkManagerTest, ReattachRightAfterDetachKeepsTheNewVeth) {
+  MustAttach("again1", "again1");
+  ASSERT_TRUE(manager_->Detach("again1").ok());
+  AttachResult second = MustAttach("again1", "again1");
+  // (While the first veth waits for deletion, its name and address are not handed out again.)
+  std::vector<std::string> left = HostLinksWithPrefixOnceReaped(names_.veth_prefix, 1);
+  EXPECT_THAT(left, ElementsAre(second.host_veth));
+  EXPECT_EQ(IpIn(second.netns_path, {"-4", "-o", "addr", "show", "eth0"}).exit_code, 0);
+  ASSERT_TRUE(manager_->Detach("again1").ok());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+}
+
 TEST_F(NetworkManagerTest, LeasesAreUniqueFreedAndSurviveRestart) {
   ASSERT_TRUE(manager_->CreateNetwork("ipam", "10.213.240.0/29", "").ok());  // 5 leases.
   std::set<std::string> ips;
