@@ -75,6 +75,43 @@ TEST_F(NetworkConnectE2E, ConnectAndDisconnectARunningContainer) {
   EXPECT_EQ(Nodectl({"network", "rm", "e2e-cfront", "e2e-cback"}).exit_code, 0);
 }
 
+// As with Docker, a network connected to a container stays connected across stop and start;
+// one disconnected before the stop does not come back.
+TEST_F(NetworkConnectE2E, ConnectedNetworksComeBackAfterStopAndStart) {
+  ASSERT_EQ(Nodectl({"network", "create", "e2e-kfront"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"network", "create", "e2e-kback"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"network", "create", "e2e-kgone"}).exit_code, 0);
+  std::string web =
+      RunDetached({"--name", "e2e-kweb", "--network", "e2e-kfront", "busybox", "sleep", "1000"});
+  ASSERT_EQ(Nodectl({"network", "connect", "e2e-kback", "e2e-kweb"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"network", "connect", "e2e-kgone", "e2e-kweb"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"network", "disconnect", "e2e-kgone", "e2e-kweb"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"stop", "-t", "0", "e2e-kweb"}).exit_code, 0);
+  EXPECT_THAT(Nodectl({"network", "inspect", "e2e-kback"}).out, Not(HasSubstr("e2e-kweb")));
+
+  CommandResult start = Nodectl({"start", "e2e-kweb"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  CommandResult inside = Exec("e2e-kweb", "cat /proc/net/dev; ip route show default");
+  EXPECT_THAT(inside.out, HasSubstr("eth0"));
+  EXPECT_THAT(inside.out, HasSubstr("eth1"));
+  EXPECT_THAT(inside.out, Not(HasSubstr("eth2")));
+  EXPECT_THAT(inside.out, HasSubstr("dev eth0"));
+  EXPECT_THAT(Nodectl({"network", "inspect", "e2e-kback"}).out, HasSubstr("\"eth1\""));
+  EXPECT_THAT(Nodectl({"network", "inspect", "e2e-kgone"}).out, Not(HasSubstr("e2e-kweb")));
+
+  // A connected network removed while the container is stopped: the start says which.
+  ASSERT_EQ(Nodectl({"stop", "-t", "0", "e2e-kweb"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"network", "rm", "e2e-kback"}).exit_code, 0);
+  CommandResult failed = Nodectl({"start", "e2e-kweb"});
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_THAT(failed.err, HasSubstr("e2e-kback"));
+  EXPECT_THAT(Nodectl({"network", "inspect", "e2e-kfront"}).out, Not(HasSubstr("e2e-kweb")));
+
+  EXPECT_EQ(Nodectl({"rm", "-f", web}).exit_code, 0);
+  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_EQ(Nodectl({"network", "rm", "e2e-kfront", "e2e-kgone"}).exit_code, 0);
+}
+
 TEST_F(NetworkConnectE2E, RefusesContainersWithoutANamespaceOfTheService) {
   ASSERT_EQ(Nodectl({"network", "create", "e2e-cref"}).exit_code, 0);
   std::string none =

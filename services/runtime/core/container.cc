@@ -176,7 +176,8 @@ std::string SerializeContainerRecord(const ContainerRecord& r) {
          {"start_error", r.start_error},
          {"created_unix_nanos", r.created_unix_nanos},
          {"started_unix_nanos", r.started_unix_nanos},
-         {"cgroup_path", r.cgroup_path}};
+         {"cgroup_path", r.cgroup_path},
+         {"extra_networks", r.extra_networks}};
   if (r.network) j["network"] = EndpointToJson(*r.network);
   return j.dump(2);
 }
@@ -249,6 +250,7 @@ absl::StatusOr<ContainerRecord> ParseContainerRecord(absl::string_view text) {
     r.started_unix_nanos = j.value("started_unix_nanos", int64_t{0});
     r.cgroup_path = j.value("cgroup_path", "");
     if (j.contains("network")) r.network = EndpointFromJson(j.at("network"));
+    r.extra_networks = j.value("extra_networks", std::vector<std::string>{});
     return r;
   } catch (const json::exception& e) {
     return absl::DataLossError(absl::StrCat("container record: ", e.what()));

@@ -114,6 +114,9 @@ struct ContainerRecord {
   int64_t created_unix_nanos = 0;
   int64_t started_unix_nanos = 0;
   std::string cgroup_path;
+  // Networks `nodectl network connect` added beyond the first, as found when the container last
+  // stopped: its next start connects them again, as Docker's does.
+  std::vector<std::string> extra_networks;
   // Set while the container holds an endpoint of the network service (from start until its
   // exit has been handled); kept across runtime restarts so nothing stays attached.
   std::optional<NetworkEndpoint> network;

@@ -468,6 +468,15 @@ absl::StatusOr<ContainerRecord> ContainerManager::Start(const std::string& ref) 
       record.network = *endpoint;
       if (absl::Status s = Persist(entry->record); !s.ok()) return fail(s);
     }
+    // Networks connected before it stopped come back, after the first (which keeps eth0).
+    for (const std::string& extra : record.extra_networks) {
+      absl::StatusOr<NetworkEndpoint> connected =
+          networks_->Attach({record.id, record.name, record.config.hostname, extra, {}});
+      if (!connected.ok()) {
+        return fail(
+            Annotate(connected.status(), absl::StrCat("connect again to network \"", extra, "\"")));
+      }
+    }
     // The network service rewrites these files in place as containers come and go.
     if (!bound_at("/etc/hosts"))
       mounts->push_back({"bind", endpoint->hosts_path, "/etc/hosts", {}});
@@ -573,6 +582,7 @@ void ContainerManager::FinishExit(const std::shared_ptr<Entry>& entry) {
   // Also ends anything the container left behind if its shim was killed.
   if (absl::Status s = cgroups_->Destroy(id); !s.ok()) LogWarning("%s", s.ToString());
   if (warm_shims_ != nullptr) warm_shims_->Resume();
+  RememberConnectedNetworks(entry);
   // Docker gives the address back at stop too; a restart gets a fresh endpoint.
   if (absl::Status s = DetachNetwork(entry); !s.ok()) LogWarning("%s", s.ToString());
   ContainerRecord record;
@@ -857,6 +867,29 @@ absl::StatusOr<NetworkEndpoint> ContainerManager::AttachNetwork(const ContainerR
     return Annotate(endpoint.status(), absl::StrCat("attach to network \"", network, "\""));
   }
   return endpoint;
+}
+
+void ContainerManager::RememberConnectedNetworks(const std::shared_ptr<Entry>& entry) {
+  std::string id, first;
+  {
+    absl::MutexLock lock(&mu_);
+    // One that removes itself will not start again.
+    if (networks_ == nullptr || !entry->record.network || entry->record.config.auto_remove) return;
+    id = entry->record.id;
+    first = entry->record.network->network;
+  }
+  absl::StatusOr<std::vector<std::string>> names = networks_->NetworksOf(id);
+  if (!names.ok()) {
+    // Keep what was known: the network service may be down (it is asked again next time).
+    LogWarning("container %s: networks connected: %s", id.substr(0, 12), names.status().ToString());
+    return;
+  }
+  std::vector<std::string> extra;
+  for (const std::string& name : *names) {
+    if (name != first) extra.push_back(name);
+  }
+  absl::MutexLock lock(&mu_);
+  entry->record.extra_networks = std::move(extra);
 }
 
 absl::Status ContainerManager::DetachNetwork(const std::shared_ptr<Entry>& entry) {

@@ -138,6 +138,9 @@ class ContainerManager {
       const ContainerConfig& config, const std::optional<NetworkEndpoint>& endpoint);
   // Gets the container an endpoint on its bridge network (network modes "bridge" and names).
   absl::StatusOr<NetworkEndpoint> AttachNetwork(const ContainerRecord& record);
+  // Records the networks `network connect` added to a container that just stopped, so that
+  // its next start connects them again. Caller holds op_mu.
+  void RememberConnectedNetworks(const std::shared_ptr<Entry>& entry);
   // Gives back the endpoint of a container that is not running, if it holds one; the record
   // keeps it until the network service confirms. Caller holds op_mu.
   absl::Status DetachNetwork(const std::shared_ptr<Entry>& entry);

@@ -28,6 +28,9 @@ class NetworkAttacher {
   virtual absl::StatusOr<NetworkEndpoint> Attach(const NetworkAttachRequest& request) = 0;
   // Removes every endpoint of the container; detaching a container that has none succeeds.
   virtual absl::Status Detach(const std::string& container_id) = 0;
+  // Names of the networks the container has an endpoint on, in interface order (eth0 first):
+  // its first network and those `nodectl network connect` added.
+  virtual absl::StatusOr<std::vector<std::string>> NetworksOf(const std::string& container_id) = 0;
 };
 
 }  // namespace nodeagent::runtime

@@ -1,6 +1,8 @@
 #include "services/runtime/grpc/network_client.h"
 
+#include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc/service_host.h"
@@ -67,6 +69,31 @@ absl::Status NetworkServiceAttacher::Detach(const std::string& container_id) {
   grpc::Status status = stub_->DetachContainer(&context, request, &response);
   if (!status.ok()) return NetworkServiceError(status, socket_);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> NetworkServiceAttacher::NetworksOf(
+    const std::string& container_id) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + kDetachDeadline);
+  v1::ListNetworksRequest request;
+  v1::ListNetworksResponse response;
+  grpc::Status status = stub_->ListNetworks(&context, request, &response);
+  if (!status.ok()) return NetworkServiceError(status, socket_);
+  std::vector<std::pair<std::string, std::string>> found;  // (interface, network)
+  for (const v1::Network& network : response.networks()) {
+    for (const v1::NetworkEndpoint& endpoint : network.endpoints()) {
+      if (endpoint.container_id() == container_id) {
+        found.emplace_back(endpoint.interface_name(), network.name());
+      }
+    }
+  }
+  // "eth2" before "eth10": by length, then by name.
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return a.first.size() != b.first.size() ? a.first.size() < b.first.size() : a < b;
+  });
+  std::vector<std::string> names;
+  for (const auto& [interface, network] : found) names.push_back(network);
+  return names;
 }
 
 }  // namespace nodeagent::runtime

@@ -16,6 +16,7 @@ class NetworkServiceAttacher : public NetworkAttacher {
 
   absl::StatusOr<NetworkEndpoint> Attach(const NetworkAttachRequest& request) override;
   absl::Status Detach(const std::string& container_id) override;
+  absl::StatusOr<std::vector<std::string>> NetworksOf(const std::string& container_id) override;
 
  private:
   std::string socket_;
