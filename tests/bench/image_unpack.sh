@@ -18,6 +18,8 @@
 # Needs root, a build (NODECTL=build/bin/nodectl, NODE_IMAGED=build/bin/node-imaged).
 # Layers default to usr/include usr/lib/gcc usr/share/doc (about 500 MB); set
 # LAYERS="usr/x usr/y ..." to change. ROUNDS (default 3) repeats each pair.
+# BASE_NODECTL and BASE_NODE_IMAGED (optional): another build (say, before a change), timed
+# in the same rounds; its ratio to tar and ours/base are printed too.
 #
 # Usage: tests/bench/image_unpack.sh
 set -euo pipefail
@@ -75,9 +77,11 @@ tar -C "$LAYOUT" -cf "$WORK/image.tar" .
 echo "image: ${#diff_ids[@]} layers ($LAYERS), $((total / 1000000)) MB of tar"
 
 # --- rounds ---------------------------------------------------------------------------------
+BASE_NODECTL=${BASE_NODECTL:-}
+BASE_NODE_IMAGED=${BASE_NODE_IMAGED:-}
 start_imaged() {
-  local root=$WORK/node-$1
-  "$NODE_IMAGED" --root "$root" --run-dir "$root.run" --log-level warning 2>"$root.log" &
+  local root=$WORK/node-$1 imaged=${2:-$NODE_IMAGED}
+  "$imaged" --root "$root" --run-dir "$root.run" --log-level warning 2>"$root.log" &
   IMAGED_PID=$!
   export NODEAGENT_RUN_DIR=$root.run
   for _ in $(seq 100); do [ -S "$root.run/image.sock" ] && break; sleep 0.1; done
@@ -87,8 +91,16 @@ stop_imaged() { kill "$IMAGED_PID"; wait "$IMAGED_PID" 2>/dev/null || true; IMAG
 
 run_ours() {
   sync; local t0; t0=$(now)
-  "$NODECTL" load -q -i "$WORK/image.tar" >/dev/null
+  "${1:-$NODECTL}" load -q -i "$WORK/image.tar" >/dev/null
   ours=$(elapsed "$t0" "$(now)")
+}
+run_base() {
+  local kept=${ours:-}
+  start_imaged "base-$1" "$BASE_NODE_IMAGED"
+  run_ours "$BASE_NODECTL"
+  base=$ours
+  ours=$kept
+  stop_imaged
 }
 run_tar() {
   sync; local t0 i=0 pids=(); t0=$(now)
@@ -105,12 +117,26 @@ run_tar() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratios=()
+base_ratios=()
+ours_base=()
 for round in $(seq "$ROUNDS"); do
+  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 0 ]; then run_base "$round"; fi
   start_imaged "$round"
   if [ $((round % 2)) = 1 ]; then run_ours; run_tar "$round"; else run_tar "$round"; run_ours; fi
   stop_imaged
+  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 1 ]; then run_base "$round"; fi
   ratio=$(echo "$ours / $peer" | bc -l)
   ratios+=("$ratio")
   printf 'round %d: nodectl load %.2fs   tar -x (parallel) + sync %.2fs   ratio %.2f\n' "$round" "$ours" "$peer" "$ratio"
+  if [ -n "$BASE_NODE_IMAGED" ]; then
+    base_ratios+=("$(echo "$base / $peer" | bc -l)")
+    ours_base+=("$(echo "$ours / $base" | bc -l)")
+    printf '         base build load %.2fs   ratio to tar %.2f   ours/base %.2f\n' "$base" \
+      "${base_ratios[-1]}" "${ours_base[-1]}"
+  fi
 done
 printf 'median ratio nodectl load / tar -x: %.2f\n' "$(median "${ratios[@]}")"
+if [ -n "$BASE_NODE_IMAGED" ]; then
+  printf 'median ratio base build load / tar -x: %.2f   median ours/base: %.2f\n' \
+    "$(median "${base_ratios[@]}")" "$(median "${ours_base[@]}")"
+fi

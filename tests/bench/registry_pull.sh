@@ -19,7 +19,9 @@
 #
 # Needs root, a build (NODECTL=build/bin/nodectl, NODE_IMAGED=build/bin/node-imaged),
 # docker-registry, skopeo, curl, python3. Env: LAYERS (default usr/include usr/lib/gcc
-# usr/share/doc, about 500 MB of tar), ROUNDS (default 3).
+# usr/share/doc, about 500 MB of tar), ROUNDS (default 3). BASE_NODECTL and BASE_NODE_IMAGED
+# (optional): another build (say, before a change), pulled in the same rounds; its ratios and
+# ours/base are printed too.
 #
 # Usage: tests/bench/registry_pull.sh
 set -euo pipefail
@@ -103,9 +105,11 @@ sync
 sleep "${SETTLE_SECONDS:-0}"
 
 # --- rounds ---------------------------------------------------------------------------------
+BASE_NODECTL=${BASE_NODECTL:-}
+BASE_NODE_IMAGED=${BASE_NODE_IMAGED:-}
 start_imaged() {
-  local root=$WORK/node-$1
-  "$NODE_IMAGED" --root "$root" --run-dir "$root.run" --log-level warning 2>"$root.log" &
+  local root=$WORK/node-$1 imaged=${2:-$NODE_IMAGED}
+  "$imaged" --root "$root" --run-dir "$root.run" --log-level warning 2>"$root.log" &
   IMAGED_PID=$!
   export NODEAGENT_RUN_DIR=$root.run
   for _ in $(seq 100); do [ -S "$root.run/image.sock" ] && break; sleep 0.1; done
@@ -115,8 +119,16 @@ stop_imaged() { kill "$IMAGED_PID"; wait "$IMAGED_PID" 2>/dev/null || true; IMAG
 
 run_ours() {
   sync; local t0; t0=$(now)
-  "$NODECTL" pull -q --plain-http "$REF" >/dev/null
+  "${1:-$NODECTL}" pull -q --plain-http "$REF" >/dev/null
   ours=$(elapsed "$t0" "$(now)")
+}
+run_base() {
+  local kept=${ours:-}
+  start_imaged "base-$1" "$BASE_NODE_IMAGED"
+  run_ours "$BASE_NODECTL"
+  base=$ours
+  ours=$kept
+  stop_imaged
 }
 run_skopeo() {
   local dir=$WORK/skopeo-$1
@@ -137,14 +149,30 @@ run_skopeo() {
 
 r_skopeo=()
 r_tar=()
+b_skopeo=()
+b_tar=()
+ours_base=()
 for round in $(seq "$ROUNDS"); do
+  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 0 ]; then run_base "$round"; fi
   start_imaged "$round"
   if [ $((round % 2)) = 1 ]; then run_ours; run_skopeo "$round"; else run_skopeo "$round"; run_ours; fi
   stop_imaged
+  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 1 ]; then run_base "$round"; fi
   a=$(echo "$ours / $skopeo_only" | bc -l); b=$(echo "$ours / $skopeo_tar" | bc -l)
   r_skopeo+=("$a"); r_tar+=("$b")
   printf 'round %d: nodectl pull %.2fs   skopeo copy %.2fs (ratio %.2f)   skopeo copy + tar -xz %.2fs (ratio %.2f)\n' \
     "$round" "$ours" "$skopeo_only" "$a" "$skopeo_tar" "$b"
+  if [ -n "$BASE_NODE_IMAGED" ]; then
+    b_skopeo+=("$(echo "$base / $skopeo_only" | bc -l)")
+    b_tar+=("$(echo "$base / $skopeo_tar" | bc -l)")
+    ours_base+=("$(echo "$ours / $base" | bc -l)")
+    printf '         base build pull %.2fs (ratio to skopeo %.2f, to skopeo + tar %.2f)   ours/base %.2f\n' \
+      "$base" "${b_skopeo[-1]}" "${b_tar[-1]}" "${ours_base[-1]}"
+  fi
 done
 printf 'median ratio nodectl pull / skopeo copy: %.2f (skopeo only downloads; we also unpack)\n' "$(median "${r_skopeo[@]}")"
 printf 'median ratio nodectl pull / (skopeo copy + tar -xz): %.2f\n' "$(median "${r_tar[@]}")"
+if [ -n "$BASE_NODE_IMAGED" ]; then
+  printf 'base build: median ratio to skopeo copy %.2f, to skopeo copy + tar -xz %.2f; median ours/base %.2f\n' \
+    "$(median "${b_skopeo[@]}")" "$(median "${b_tar[@]}")" "$(median "${ours_base[@]}")"
+fi

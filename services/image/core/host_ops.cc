@@ -254,7 +254,28 @@ absl::StatusOr<std::string> GetXattrNoFollow(const std::string& path, const std:
 absl::StatusOr<PathInfo> LStat(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return LastErrnoStatus(absl::StrCat("lstat \"", path, "\""));
-  return PathInfo{st.st_mode, st.st_rdev, static_cast<int64_t>(st.st_size)};
+  return PathInfo{st.st_mode, st.st_rdev, static_cast<int64_t>(st.st_size),
+                  st.st_dev,  st.st_ino,  st.st_nlink};
+}
+
+absl::StatusOr<PathInfo> StatFd(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return LastErrnoStatus("fstat");
+  return PathInfo{st.st_mode, st.st_rdev, static_cast<int64_t>(st.st_size),
+                  st.st_dev,  st.st_ino,  st.st_nlink};
+}
+
+void StartWriteback(int fd, int64_t offset, int64_t length) {
+  ::sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
+absl::StatusOr<size_t> ReadAt(int fd, char* buffer, size_t size, int64_t offset) {
+  while (true) {
+    ssize_t n = ::pread(fd, buffer, size, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return LastErrnoStatus("pread");
+    return static_cast<size_t>(n);
+  }
 }
 
 absl::StatusOr<ByteSource> OpenFileSource(const std::string& path, size_t chunk_size) {

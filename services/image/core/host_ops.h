@@ -75,12 +75,28 @@ struct PathInfo {
   mode_t mode = 0;  // Type and permission bits.
   dev_t rdev = 0;
   int64_t size = 0;
+  // Which file it is (device and inode) and how many names it has.
+  dev_t dev = 0;
+  ino_t ino = 0;
+  nlink_t links = 0;
   bool IsDir() const { return S_ISDIR(mode); }
   // An overlayfs whiteout: a 0:0 character device.
   bool IsWhiteout() const { return S_ISCHR(mode) && rdev == 0; }
 };
 // NOT_FOUND when `path` does not exist.
 absl::StatusOr<PathInfo> LStat(const std::string& path);
+
+// What fstat(2) says about an open file.
+absl::StatusOr<PathInfo> StatFd(int fd);
+
+// pread(2) of up to `size` bytes at `offset` (fewer at the end of the file; 0 there).
+absl::StatusOr<size_t> ReadAt(int fd, char* buffer, size_t size, int64_t offset);
+
+// Starts writing the dirty pages of a file range to disk, without waiting for it
+// (sync_file_range SYNC_FILE_RANGE_WRITE; length 0: to the end). Best effort: the syncfs that
+// publishes a layer is what makes it durable; this only lets the disk work while the CPU
+// still unpacks, so that syncfs has little left to wait for.
+void StartWriteback(int fd, int64_t offset, int64_t length);
 
 // A ByteSource over a file's bytes, read in chunks of `chunk_size`.
 absl::StatusOr<ByteSource> OpenFileSource(const std::string& path, size_t chunk_size = 1 << 20);

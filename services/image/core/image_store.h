@@ -39,6 +39,9 @@
 
 namespace nodeagent::image {
 
+class PreparedLayer;
+class LayerPrefetcher;
+
 inline constexpr absl::string_view kDefaultImageRoot = "/var/lib/nodeagent/image";
 
 struct ImageStoreOptions {
@@ -65,6 +68,9 @@ struct LayerSourceSpec {
   // When set: the blob is this file, below the store's tmp/, and is moved into the store
   // once verified rather than copied (archives extracted by LoadArchive).
   std::string adopt_path;
+  // When set: the blob unpacked already (while its archive streamed in); used instead of
+  // unpacking `open` again when its digests are the ones expected.
+  std::shared_ptr<PreparedLayer> prepared;
 };
 
 // An image to import from its parts.
@@ -242,6 +248,13 @@ class ImageStore {
                                          absl::string_view expected_diff_id,
                                          const ProgressFn& progress,
                                          const std::string& adopt_path = "");
+  // StoreLayer for a layer unpacked ahead (see LayerSourceSpec::prepared), claimed by the
+  // caller: the same checks, then its directory and the blob at `adopt_path` are published.
+  absl::StatusOr<StoredLayer> StorePreparedLayer(const PreparedLayer& prepared,
+                                                 const Descriptor& expected,
+                                                 absl::string_view expected_diff_id,
+                                                 const ProgressFn& progress,
+                                                 const std::string& adopt_path);
   // Writes a blob held in memory, verified against `expected` when set.
   absl::StatusOr<std::string> WriteBlob(absl::string_view bytes, absl::string_view expected);
   // Records an image whose layers are stored: config and manifest blobs, names, index.
@@ -259,9 +272,13 @@ class ImageStore {
   absl::Status SnapshotDirs(absl::string_view key, std::string* upper,
                             std::vector<std::string>* lowers, std::string* image_id) const;
   // `adopt`: the directory is the store's own scratch space, its blobs may be moved in.
-  absl::StatusOr<std::vector<Image>> LoadDirectoryImpl(const std::string& dir, bool adopt);
-  absl::StatusOr<std::vector<Image>> LoadOciLayout(const std::string& dir, bool adopt);
-  absl::StatusOr<std::vector<Image>> LoadDockerSave(const std::string& dir, bool adopt);
+  // `prefetch`: layers of the archive extracted to `dir` already unpacked, or null.
+  absl::StatusOr<std::vector<Image>> LoadDirectoryImpl(const std::string& dir, bool adopt,
+                                                       LayerPrefetcher* prefetch);
+  absl::StatusOr<std::vector<Image>> LoadOciLayout(const std::string& dir, bool adopt,
+                                                   LayerPrefetcher* prefetch);
+  absl::StatusOr<std::vector<Image>> LoadDockerSave(const std::string& dir, bool adopt,
+                                                    LayerPrefetcher* prefetch);
   std::string BlobFile(absl::string_view digest) const;
 
   absl::Status Load();

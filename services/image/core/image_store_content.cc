@@ -17,6 +17,7 @@
 #include "services/image/core/blob_store.h"
 #include "services/image/core/digest.h"
 #include "services/image/core/image_store.h"
+#include "services/image/core/layer_prefetch.h"
 #include "services/image/core/layer_unpack.h"
 #include "services/image/core/reference.h"
 #include "services/image/core/tar_writer.h"
@@ -92,6 +93,20 @@ std::vector<std::string> NamesFromAnnotations(const std::map<std::string, std::s
     LogWarning("ignoring image name \"%s\": %s", it->second, name.status().message());
   }
   return {};
+}
+
+// The descriptor of a layer just committed to the store (the manifest's media type, or the
+// one its compression calls for), after the final progress report.
+Descriptor CommittedLayerDescriptor(const UnpackedLayer& unpacked, const Descriptor& expected,
+                                    const std::string& digest, int64_t stored_size,
+                                    const ProgressFn& progress) {
+  Descriptor descriptor;
+  descriptor.media_type = expected.media_type.empty() ? OciLayerMediaType(unpacked.blob_compression)
+                                                      : expected.media_type;
+  descriptor.digest = digest;
+  descriptor.size = stored_size;
+  if (progress) progress({digest, stored_size, stored_size, "done"});
+  return descriptor;
 }
 
 }  // namespace
@@ -201,13 +216,46 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayer(const ByteSource&
   }
   NA_ASSIGN_OR_RETURN(LayerRecord record, CommitLayer(work, unpacked.diff_id_hex, size_bytes));
   std::move(remove_work).Cancel();
-  Descriptor descriptor;
-  descriptor.media_type = expected.media_type.empty() ? OciLayerMediaType(unpacked.blob_compression)
-                                                      : expected.media_type;
-  descriptor.digest = digest;
-  descriptor.size = stored_size;
-  if (progress) progress({digest, stored_size, stored_size, "done"});
-  return StoredLayer{diff_id, std::move(descriptor), record};
+  return StoredLayer{
+      diff_id, CommittedLayerDescriptor(unpacked, expected, digest, stored_size, progress), record};
+}
+
+absl::StatusOr<ImageStore::StoredLayer> ImageStore::StorePreparedLayer(
+    const PreparedLayer& prepared, const Descriptor& expected, absl::string_view expected_diff_id,
+    const ProgressFn& progress, const std::string& adopt_path) {
+  const std::string& work = prepared.dir();
+  // Claimed by the caller: until CommitLayer renames it away, it is ours to remove.
+  absl::Cleanup remove_work = [&work] {
+    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
+      LogWarning("remove \"%s\": %s", work, s.message());
+    }
+  };
+  const UnpackedLayer& unpacked = prepared.unpacked();
+  const std::string diff_id = Sha256Digest(unpacked.diff_id_hex);
+  const std::string digest = Sha256Digest(unpacked.blob_digest_hex);
+  const int64_t stored_size = unpacked.input_bytes;
+  if (expected.size > 0 && stored_size != expected.size) {
+    return absl::InvalidArgumentError(absl::StrCat("blob ", expected.digest, ": ", stored_size,
+                                                   " bytes, the manifest says ", expected.size));
+  }
+  if (!expected.digest.empty() && digest != expected.digest) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("blob digest mismatch: expected ", expected.digest, ", got ", digest));
+  }
+  if (!expected_diff_id.empty() && diff_id != expected_diff_id) {
+    return absl::InvalidArgumentError(absl::StrCat("uncompressed layer has digest ", diff_id,
+                                                   ", the image config says ", expected_diff_id));
+  }
+  NA_ASSIGN_OR_RETURN(int64_t size_bytes, linux::DiskUsage(work));
+  // Data first, then the renames that publish it: after a crash a layer is whole or absent.
+  NA_RETURN_IF_ERROR(SyncFilesystemOf(work));
+  absl::Status moved = RenameNoReplace(adopt_path, BlobFile(digest));
+  if (!moved.ok() && !absl::IsAlreadyExists(moved)) return moved;
+  NA_ASSIGN_OR_RETURN(LayerRecord record, CommitLayer(work, unpacked.diff_id_hex, size_bytes));
+  std::move(remove_work).Cancel();
+  LogDebug("layer %s: unpacked while its archive streamed in", diff_id);
+  return StoredLayer{
+      diff_id, CommittedLayerDescriptor(unpacked, expected, digest, stored_size, progress), record};
 }
 
 absl::StatusOr<Image> ImageStore::PublishImage(const std::vector<std::string>& names,
@@ -342,6 +390,13 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
       }
       created[i] = !layers_.contains(diff_id);
     }
+    if (layer.prepared != nullptr && !layer.adopt_path.empty() && layer.prepared->Claim()) {
+      absl::StatusOr<StoredLayer> one = StorePreparedLayer(*layer.prepared, layer.descriptor,
+                                                           diff_id, serialized, layer.adopt_path);
+      results[i] =
+          one.ok() ? std::move(one) : absl::StatusOr<StoredLayer>(Annotate(one.status(), which));
+      return;
+    }
     absl::StatusOr<ByteSource> source = layer.open();
     if (!source.ok()) {
       results[i] = Annotate(source.status(), which);
@@ -397,32 +452,47 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadArchive(const ByteSource& sou
       LogWarning("remove \"%s\": %s", dir, s.message());
     }
   };
+  // The layers are unpacked while the archive still streams in (see layer_prefetch.h).
+  UnpackOptions layer_options;
+  layer_options.allow_device_nodes = RunningAsRoot();
+  layer_options.max_tar_bytes = max_layer_bytes_;
+  layer_options.start_writeback = true;
+  LayerPrefetcher prefetch(absl::StrCat(root_, "/tmp"), layer_options, kParallelLayers);
   UnpackOptions options;
   options.convert_whiteouts = false;
   options.allow_device_nodes = false;
   options.max_tar_bytes = max_layer_bytes_;
   // Only a container of files: its own digest is of no use.
   options.compute_diff_id = false;
+  options.start_writeback = true;
+  options.on_entry_start = [&prefetch](const ExtractedEntry& e) { prefetch.OnEntryStart(e); };
+  options.on_entry_data = [&prefetch](int64_t written) { prefetch.OnEntryData(written); };
+  options.on_entry_end = [&prefetch] { prefetch.OnEntryEnd(); };
   absl::StatusOr<UnpackedLayer> unpacked = UnpackLayer(source, dir, options);
+  LogDebug("load archive: %d entries received", unpacked.ok() ? unpacked->entries : -1);
+  prefetch.Finish(unpacked.ok());
   if (!unpacked.ok()) return Annotate(unpacked.status(), "load archive");
-  return LoadDirectoryImpl(dir, /*adopt=*/true);
+  return LoadDirectoryImpl(dir, /*adopt=*/true, &prefetch);
 }
 
 absl::StatusOr<std::vector<Image>> ImageStore::LoadDirectory(const std::string& dir) {
-  return LoadDirectoryImpl(dir, /*adopt=*/false);
+  return LoadDirectoryImpl(dir, /*adopt=*/false, nullptr);
 }
 
-absl::StatusOr<std::vector<Image>> ImageStore::LoadDirectoryImpl(const std::string& dir,
-                                                                 bool adopt) {
+absl::StatusOr<std::vector<Image>> ImageStore::LoadDirectoryImpl(const std::string& dir, bool adopt,
+                                                                 LayerPrefetcher* prefetch) {
   if (linux::PathExists(absl::StrCat(dir, "/index.json"))) {
-    return LoadOciLayout(dir, adopt);
+    return LoadOciLayout(dir, adopt, prefetch);
   }
-  if (linux::PathExists(absl::StrCat(dir, "/manifest.json"))) return LoadDockerSave(dir, adopt);
+  if (linux::PathExists(absl::StrCat(dir, "/manifest.json"))) {
+    return LoadDockerSave(dir, adopt, prefetch);
+  }
   return absl::InvalidArgumentError(
       "load: neither an OCI image layout (index.json) nor a docker-save archive (manifest.json)");
 }
 
-absl::StatusOr<std::vector<Image>> ImageStore::LoadOciLayout(const std::string& dir, bool adopt) {
+absl::StatusOr<std::vector<Image>> ImageStore::LoadOciLayout(const std::string& dir, bool adopt,
+                                                             LayerPrefetcher* prefetch) {
   constexpr absl::string_view kWhat = "load OCI layout";
   absl::StatusOr<std::string> layout = ReadUntrusted(dir, "oci-layout");
   if (!layout.ok()) return Annotate(layout.status(), kWhat);
@@ -458,10 +528,13 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadOciLayout(const std::string& 
     for (const Descriptor& layer : manifest->layers) {
       NA_RETURN_IF_ERROR(Annotate(LayerCompressionOf(layer.media_type).status(), kWhat));
       NA_ASSIGN_OR_RETURN(std::string hex, ParseSha256Digest(layer.digest));
-      NA_ASSIGN_OR_RETURN(std::string path, UntrustedPath(dir, absl::StrCat("blobs/sha256/", hex)));
+      const std::string relative = absl::StrCat("blobs/sha256/", hex);
+      NA_ASSIGN_OR_RETURN(std::string path, UntrustedPath(dir, relative));
+      std::shared_ptr<PreparedLayer> prepared;
+      if (adopt && prefetch != nullptr) prepared = prefetch->Take(relative);
       spec.layers.push_back(
           {layer, [path]() -> absl::StatusOr<ByteSource> { return OpenFileSource(path); },
-           adopt ? path : ""});
+           adopt ? path : "", std::move(prepared)});
     }
     NA_ASSIGN_OR_RETURN(Image image, ImportImage(spec));
     images.push_back(std::move(image));
@@ -469,7 +542,8 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadOciLayout(const std::string& 
   return images;
 }
 
-absl::StatusOr<std::vector<Image>> ImageStore::LoadDockerSave(const std::string& dir, bool adopt) {
+absl::StatusOr<std::vector<Image>> ImageStore::LoadDockerSave(const std::string& dir, bool adopt,
+                                                              LayerPrefetcher* prefetch) {
   constexpr absl::string_view kWhat = "load docker-save archive";
   absl::StatusOr<std::string> text = ReadUntrusted(dir, "manifest.json");
   if (!text.ok()) return Annotate(text.status(), kWhat);
@@ -496,9 +570,14 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadDockerSave(const std::string&
       // The blob digest is not written down in a docker-save archive; the config's diff ids
       // still verify every layer's content.
       NA_ASSIGN_OR_RETURN(std::string path, UntrustedPath(dir, layer));
+      std::shared_ptr<PreparedLayer> prepared;
+      if (absl::StatusOr<std::string> relative = SanitizeEntryPath(layer);
+          adopt && prefetch != nullptr && relative.ok()) {
+        prepared = prefetch->Take(*relative);
+      }
       spec.layers.push_back(
           {Descriptor{}, [path]() -> absl::StatusOr<ByteSource> { return OpenFileSource(path); },
-           adopt ? path : ""});
+           adopt ? path : "", std::move(prepared)});
     }
     NA_ASSIGN_OR_RETURN(Image image, ImportImage(spec));
     images.push_back(std::move(image));

@@ -39,6 +39,9 @@ namespace {
 // of every import, and hashing the compressed bytes would give a digest that changes with
 // the compression level rather than the content.
 
+// Files this big have their pages sent to disk every this many bytes while they are written.
+constexpr int64_t kWritebackStepBytes = 4 << 20;
+
 // Two 512-byte zero blocks end a tar archive.
 constexpr int64_t kEndOfArchiveBytes = 1024;
 
@@ -628,8 +631,22 @@ class Unpacker {
     }
     DropForbiddenXattrs(entry, entry_path);
 
+    const int64_t data_bytes = archive_entry_size(entry);
     if (archive_write_header(disk, entry) != ARCHIVE_OK) {
       return WriteError(disk, entry_path, dir_);
+    }
+    if (options_.on_entry_start) {
+      options_.on_entry_start(ExtractedEntry{relative, target, type, is_hardlink, data_bytes});
+    }
+    // A big file's pages go to disk while the rest is unpacked (libarchive keeps its own fd
+    // to itself, so a second one, read-only, asks for the writeback).
+    linux::UniqueFd writeback_fd;
+    int64_t writeback_done = 0;
+    if (options_.start_writeback && type == AE_IFREG && !is_hardlink &&
+        data_bytes >= kWritebackStepBytes) {
+      absl::StatusOr<linux::UniqueFd> fd =
+          linux::OpenFile(target, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+      if (fd.ok()) writeback_fd = *std::move(fd);
     }
     // libarchive zeroes the size of entries it opened no file for (links, directories).
     if (archive_entry_size(entry) > 0) {
@@ -646,9 +663,17 @@ class Unpacker {
         if (archive_write_data_block(disk, block, size, offset) < ARCHIVE_OK) {
           return WriteError(disk, entry_path, dir_);
         }
+        const int64_t written = static_cast<int64_t>(offset) + static_cast<int64_t>(size);
+        if (options_.on_entry_data) options_.on_entry_data(written);
+        if (writeback_fd.get() >= 0 && written - writeback_done >= kWritebackStepBytes) {
+          StartWriteback(writeback_fd.get(), writeback_done, written - writeback_done);
+          writeback_done = written;
+        }
       }
     }
     if (archive_write_finish_entry(disk) != ARCHIVE_OK) return WriteError(disk, entry_path, dir_);
+    if (writeback_fd.get() >= 0) StartWriteback(writeback_fd.get(), writeback_done, 0);
+    if (options_.on_entry_end) options_.on_entry_end();
     if (type != AE_IFDIR || is_hardlink) Forget(relative);
     return absl::OkStatus();
   }

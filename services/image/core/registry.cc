@@ -83,7 +83,7 @@ absl::StatusOr<PullResult> PullImage(ImageStore& store, absl::string_view ref,
                              }
                              return client.OpenBlob(repository, layer.digest, on_bytes);
                            },
-                           ""});
+                           "", nullptr});
   }
   absl::StatusOr<Image> image = store.ImportImage(spec, serialized);
   if (!image.ok()) return Annotate(image.status(), what);

@@ -24,6 +24,7 @@
 #include "services/image/core/busybox_image.h"
 #include "services/image/core/digest.h"
 #include "services/image/core/image_store.h"
+#include "services/image/core/layer_prefetch.h"
 #include "services/image/core/layer_unpack.h"
 #include "services/image/core/oci_config.h"
 #include "services/image/core/oci_manifest.h"
@@ -99,7 +100,8 @@ struct MemoryImage {
                    std::nullopt};
       const std::string* bytes = &layer;
       spec.layers.push_back(
-          {d, [bytes]() -> absl::StatusOr<ByteSource> { return SourceOf(*bytes, 1000); }, ""});
+          {d, [bytes]() -> absl::StatusOr<ByteSource> { return SourceOf(*bytes, 1000); }, "",
+           nullptr});
     }
     spec.config_bytes = ConfigFor(diff_ids);
     return spec;
@@ -568,6 +570,195 @@ TEST_F(ContentStoreTest, LeftoversOfACrashAreRemovedAtOpen) {
   Open();
   EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
   EXPECT_TRUE(store_->GetImage("busybox").ok());
+}
+
+// A layer big enough to be unpacked while its archive streams in (over 64 KiB).
+std::string BigLayer(const std::string& name, char fill) {
+  return TarBuilder()
+      .Dir("data")
+      .File("data/" + name, std::string(300 << 10, fill))
+      .File("data/small-" + name, name)
+      .Finish();
+}
+
+// An OCI archive (tar of a layout) of one image named `name` with these uncompressed layers;
+// `extra` entries are appended after the layout (hostile archives).
+std::string OciArchive(const std::string& name, const std::vector<std::string>& layers,
+                       const std::function<void(TarBuilder&)>& extra = {}) {
+  TarBuilder tar;
+  tar.File("oci-layout", std::string(kOciLayoutFile)).Dir("blobs").Dir("blobs/sha256");
+  std::vector<std::string> diff_ids;
+  OciManifest manifest;
+  manifest.media_type = std::string(kMediaTypeOciManifest);
+  for (const std::string& layer : layers) {
+    const std::string hex = Sha256Hex(layer);
+    diff_ids.push_back(Sha256Digest(hex));
+    manifest.layers.push_back({std::string(kMediaTypeOciLayer),
+                               Sha256Digest(hex),
+                               static_cast<int64_t>(layer.size()),
+                               {},
+                               std::nullopt});
+    tar.File("blobs/sha256/" + hex, layer);
+  }
+  const std::string config = ConfigFor(diff_ids);
+  manifest.config = {std::string(kMediaTypeOciConfig),
+                     Sha256Digest(Sha256Hex(config)),
+                     static_cast<int64_t>(config.size()),
+                     {},
+                     std::nullopt};
+  const std::string manifest_bytes = SerializeManifest(manifest);
+  tar.File("blobs/sha256/" + Sha256Hex(config), config);
+  tar.File("blobs/sha256/" + Sha256Hex(manifest_bytes), manifest_bytes);
+  OciIndex index;
+  index.manifests = {{std::string(kMediaTypeOciManifest),
+                      Sha256Digest(Sha256Hex(manifest_bytes)),
+                      static_cast<int64_t>(manifest_bytes.size()),
+                      {{std::string(kAnnotationContainerdName), name}},
+                      std::nullopt}};
+  tar.File("index.json", SerializeIndex(index));
+  if (extra) extra(tar);
+  return tar.Finish();
+}
+
+// Every blob of the store has the content its name says.
+void ExpectBlobsMatchTheirNames(const std::string& root) {
+  const std::string dir = root + "/blobs/sha256";
+  absl::StatusOr<std::vector<std::string>> names = linux::ListDir(dir);
+  ASSERT_TRUE(names.ok()) << names.status();
+  for (const std::string& hex : *names) {
+    EXPECT_EQ(Sha256Hex(ReadFileOrDie(dir + "/" + hex)), hex) << hex;
+  }
+}
+
+TEST_F(ContentStoreTest, LoadUnpacksLayersWhileTheArchiveStreamsIn) {
+  const std::vector<std::string> layers = {BigLayer("one", 'a'), BigLayer("two", 'b')};
+  const std::string archive = OciArchive("streamed:1", layers);
+  absl::StatusOr<std::vector<Image>> loaded = store_->LoadArchive(SourceOf(archive, 4096));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), 1u);
+  ASSERT_EQ((*loaded)[0].layers.size(), 2u);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string name = i == 0 ? "one" : "two";
+    const std::string dir = store_->LayerDir(Sha256Digest(Sha256Hex(layers[i])));
+    EXPECT_EQ(ReadFileOrDie(dir + "/data/" + name), std::string(300 << 10, i == 0 ? 'a' : 'b'));
+    EXPECT_EQ(ReadFileOrDie(dir + "/data/small-" + name), name);
+  }
+  ExpectBlobsMatchTheirNames(root_);
+  // Nothing unpacked ahead is left behind.
+  EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+}
+
+TEST_F(ContentStoreTest, AnArchiveThatRewritesALayerBlobAfterItsBytesIsNotFooled) {
+  Busybox();
+  const std::string good = BigLayer("good", 'g');
+  const std::string hex = Sha256Hex(good);
+  // Small: not followed itself, so only the guards stand between it and the good unpack.
+  const std::string evil = TarBuilder().File("evil", "e").Finish();
+  const std::set<std::string> before = Tree(root_);
+  // The layer blob's path again, with other bytes: what is on disk at the end is not what
+  // was unpacked while the first copy streamed in.
+  for (const auto& rewrite : std::vector<std::function<void(TarBuilder&)>>{
+           [&](TarBuilder& t) { t.File("blobs/sha256/" + hex, evil); },
+           // A second name for the blob file, then new bytes written through it.
+           [&](TarBuilder& t) { t.Hardlink("other", "blobs/sha256/" + hex).File("other", evil); },
+       }) {
+    const std::string archive = OciArchive("rewritten:1", {good}, rewrite);
+    absl::StatusOr<std::vector<Image>> r = store_->LoadArchive(SourceOf(archive, 4096));
+    if (r.ok()) {
+      // Only acceptable if what the store kept is the good layer, under its own digest.
+      const std::string dir = store_->LayerDir(Sha256Digest(hex));
+      EXPECT_EQ(ReadFileOrDie(dir + "/data/good"), std::string(300 << 10, 'g'));
+      ExpectBlobsMatchTheirNames(root_);
+      ASSERT_TRUE(store_->RemoveImage("rewritten:1", false).ok());
+      ASSERT_TRUE(store_->Prune(false).ok());
+    } else {
+      // The bytes on disk are refused: other size or other digest than the manifest's.
+      EXPECT_THAT(std::string(r.status().message()),
+                  ::testing::AnyOf(HasSubstr("digest"), HasSubstr("the manifest says")));
+    }
+    EXPECT_EQ(Tree(root_), before);
+  }
+}
+
+TEST_F(ContentStoreTest, PrefetchedLayerIsGivenOutOnlyForTheFileThatWasUnpacked) {
+  const std::string layer = BigLayer("x", 'x');
+  const std::string files = tmp_.path() + "/files";
+  ASSERT_TRUE(linux::MakeDirs(files).ok());
+  ASSERT_TRUE(linux::MakeDirs(root_ + "/tmp").ok());
+  // Plays the archive extraction: the file is written in pieces, the hooks told about each.
+  auto stream = [&](LayerPrefetcher& prefetch, const std::string& name, const std::string& bytes) {
+    const std::string path = files + "/" + name;
+    ::unlink(path.c_str());
+    std::ofstream out(path, std::ios::binary);
+    prefetch.OnEntryStart({name, path, S_IFREG, false, static_cast<int64_t>(bytes.size())});
+    for (size_t done = 0; done < bytes.size(); done += 10000) {
+      out.write(bytes.data() + done, std::min<size_t>(10000, bytes.size() - done));
+      out.flush();
+      prefetch.OnEntryData(static_cast<int64_t>(std::min<size_t>(done + 10000, bytes.size())));
+    }
+    prefetch.OnEntryEnd();
+  };
+  {
+    LayerPrefetcher prefetch(root_ + "/tmp", {}, 2);
+    stream(prefetch, "a", layer);
+    stream(prefetch, "b", "not a layer at all, but long enough" + std::string(100 << 10, '.'));
+    prefetch.Finish(true);
+    std::shared_ptr<PreparedLayer> a = prefetch.Take("a");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->unpacked().diff_id_hex, Sha256Hex(layer));
+    EXPECT_EQ(a->unpacked().blob_digest_hex, Sha256Hex(layer));
+    EXPECT_EQ(ReadFileOrDie(a->dir() + "/data/small-x"), "x");
+    EXPECT_EQ(prefetch.Take("b"), nullptr);
+    EXPECT_EQ(prefetch.Take("missing"), nullptr);
+    EXPECT_TRUE(a->Claim());
+    EXPECT_FALSE(a->Claim());
+    ASSERT_TRUE(linux::RemoveTree(a->dir()).ok());
+  }
+  {
+    // The file replaced by another inode after its bytes were unpacked.
+    LayerPrefetcher prefetch(root_ + "/tmp", {}, 1);
+    stream(prefetch, "a", layer);
+    prefetch.Finish(true);
+    ASSERT_EQ(::rename((files + "/a").c_str(), (files + "/a.old").c_str()), 0);
+    ASSERT_TRUE(linux::WriteFileAtomic(files + "/a", layer).ok());
+    EXPECT_EQ(prefetch.Take("a"), nullptr);
+  }
+  {
+    // A second name: someone could write through it.
+    LayerPrefetcher prefetch(root_ + "/tmp", {}, 1);
+    stream(prefetch, "a", layer);
+    prefetch.Finish(true);
+    ASSERT_EQ(::link((files + "/a").c_str(), (files + "/a2").c_str()), 0);
+    EXPECT_EQ(prefetch.Take("a"), nullptr);
+  }
+  {
+    // The same path again in the archive, or any hardlink entry, voids it.
+    LayerPrefetcher prefetch(root_ + "/tmp", {}, 1);
+    stream(prefetch, "a", layer);
+    prefetch.OnEntryStart({"a", files + "/a", S_IFREG, false, 0});
+    prefetch.OnEntryEnd();
+    prefetch.Finish(true);
+    EXPECT_EQ(prefetch.Take("a"), nullptr);
+  }
+  {
+    LayerPrefetcher prefetch(root_ + "/tmp", {}, 1);
+    stream(prefetch, "c", layer);
+    prefetch.OnEntryStart({"d", files + "/d", S_IFREG, true, 0});
+    prefetch.OnEntryEnd();
+    prefetch.Finish(true);
+    EXPECT_EQ(prefetch.Take("c"), nullptr);
+  }
+  {
+    // An archive that failed gives nothing out, and a prefetcher stopped halfway (the
+    // extraction failed mid-entry) returns.
+    LayerPrefetcher prefetch(root_ + "/tmp", {}, 1);
+    prefetch.OnEntryStart({"e", files + "/a", S_IFREG, false, int64_t{1} << 30});
+    prefetch.OnEntryData(1000);
+    prefetch.Finish(false);
+    EXPECT_EQ(prefetch.Take("e"), nullptr);
+  }
+  // Whatever was not taken is gone.
+  EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
 }
 
 }  // namespace
