@@ -90,6 +90,33 @@ TEST_F(UsernsE2E, PrivateRangeRootInsideUnprivilegedOutside) {
   EXPECT_EQ(Nodectl({"rm", "-f", "u1", "u2"}).exit_code, 0);
 }
 
+// What a user namespace container wrote is owned by mapped host ids in its upper; commit and
+// export give the container's own ids back, as they are seen inside.
+TEST_F(UsernsE2E, CommitAndExportRecordTheContainersOwnIds) {
+  CommandResult run = Nodectl({"run", "--name", "u3", "--userns=private", "busybox", "sh", "-c",
+                               "echo hi > /made && mkdir /d && touch /d/f && chown 1000:1001 /d/f "
+                               "&& touch /etc/hostname-x"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_GE(HostRoot("u3"), 100000u);
+  CommandResult commit = Nodectl({"commit", "u3", "e2e-userns-commit:v1"});
+  ASSERT_EQ(commit.exit_code, 0) << commit.err;
+  // Read back without a user namespace: ids as the image records them.
+  CommandResult owners = Nodectl({"run", "--rm", "--network", "none", "e2e-userns-commit:v1",
+                                  "stat", "-c", "%n %u:%g", "/made", "/d", "/d/f", "/etc"});
+  ASSERT_EQ(owners.exit_code, 0) << owners.err;
+  EXPECT_EQ(owners.out, "/made 0:0\n/d 0:0\n/d/f 1000:1001\n/etc 0:0\n");
+  std::string tar = base_ + "/u3-export.tar";
+  ASSERT_EQ(Nodectl({"export", "u3", "-o", tar}).exit_code, 0);
+  CommandResult listed =
+      RunCommand({"tar", "--numeric-owner", "-tvf", tar, "made", "d/f", "bin/sh"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_THAT(listed.out, ContainsRegex("0/0 .* made\n"));
+  EXPECT_THAT(listed.out, ContainsRegex("1000/1001 .* d/f\n"));
+  EXPECT_THAT(listed.out, ContainsRegex("0/0 .* bin/sh"));
+  EXPECT_EQ(Nodectl({"rm", "u3"}).exit_code, 0);
+  EXPECT_EQ(Nodectl({"rmi", "e2e-userns-commit:v1"}).exit_code, 0);
+}
+
 TEST_F(UsernsE2E, ExplicitMapsAndBadMapsAreClearErrors) {
   CommandResult run = Nodectl({"run", "--rm", "--uidmap", "0:200000:65536", "busybox", "sh", "-c",
                                "cat /proc/self/uid_map /proc/self/gid_map; touch /x && echo ok"});

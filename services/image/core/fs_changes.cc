@@ -145,7 +145,8 @@ class ChangeWalker {
   std::vector<FileChange> changes_;
 };
 
-absl::Status WriteUpper(TarWriter& tar, const std::string& upper, const std::string& rel) {
+absl::Status WriteUpper(TarWriter& tar, const std::string& upper, const std::string& rel,
+                        const OwnerMap& owners) {
   NA_ASSIGN_OR_RETURN(std::vector<std::string> names, SortedNames(Join(upper, rel)));
   for (const std::string& name : names) {
     const std::string child = Child(rel, name);
@@ -155,27 +156,31 @@ absl::Status WriteUpper(TarWriter& tar, const std::string& upper, const std::str
       NA_RETURN_IF_ERROR(tar.AddMarker(Child(rel, absl::StrCat(kWhiteoutPrefix, name))));
       continue;
     }
-    NA_RETURN_IF_ERROR(tar.AddFromDisk(path, child));
+    NA_RETURN_IF_ERROR(tar.AddFromDisk(path, child, &owners));
     if (info.IsDir()) {
       if (IsOpaque(path))
         NA_RETURN_IF_ERROR(tar.AddMarker(Child(child, std::string(kOpaqueMarker))));
-      NA_RETURN_IF_ERROR(WriteUpper(tar, upper, child));
+      NA_RETURN_IF_ERROR(WriteUpper(tar, upper, child, owners));
     }
   }
   return absl::OkStatus();
 }
 
+// `upper_owners` applies to the files below `upper` (the topmost of the top-level `layers`).
 absl::Status WriteMerged(TarWriter& tar, const std::vector<std::string>& layers,
-                         const std::string& rel) {
+                         const std::string& rel, const std::string& upper,
+                         const OwnerMap& upper_owners) {
   NA_ASSIGN_OR_RETURN(MergedDir merged, ListMerged(layers, rel));
   for (const auto& [name, index] : merged.winner) {
     const std::string child = Child(rel, name);
     const std::string path = Join(layers[index], child);
     NA_ASSIGN_OR_RETURN(PathInfo info, LStat(path));
     if (info.IsWhiteout()) continue;
-    NA_RETURN_IF_ERROR(tar.AddFromDisk(path, child));
+    const bool from_upper = !upper.empty() && absl::StartsWith(path, upper + "/");
+    NA_RETURN_IF_ERROR(tar.AddFromDisk(path, child, from_upper ? &upper_owners : nullptr));
     if (info.IsDir()) {
-      NA_RETURN_IF_ERROR(WriteMerged(tar, ChildLayers(layers, rel, name, index), child));
+      NA_RETURN_IF_ERROR(
+          WriteMerged(tar, ChildLayers(layers, rel, name, index), child, upper, upper_owners));
     }
   }
   return absl::OkStatus();
@@ -191,18 +196,19 @@ absl::StatusOr<std::vector<FileChange>> ComputeChanges(const std::string& upper,
 }
 
 absl::Status WriteLayerTar(const std::string& upper, LayerCompression compression,
-                           const ByteSink& sink) {
+                           const ByteSink& sink, const OwnerMap& owners) {
   TarWriter tar;
   NA_RETURN_IF_ERROR(tar.Open(compression, &sink));
   if (IsOpaque(upper)) NA_RETURN_IF_ERROR(tar.AddMarker(std::string(kOpaqueMarker)));
-  NA_RETURN_IF_ERROR(WriteUpper(tar, upper, ""));
+  NA_RETURN_IF_ERROR(WriteUpper(tar, upper, "", owners));
   return tar.Close();
 }
 
-absl::Status WriteMergedTar(const std::vector<std::string>& dirs, const ByteSink& sink) {
+absl::Status WriteMergedTar(const std::vector<std::string>& dirs, const ByteSink& sink,
+                            const OwnerMap& upper_owners) {
   TarWriter tar;
   NA_RETURN_IF_ERROR(tar.Open(LayerCompression::kNone, &sink));
-  NA_RETURN_IF_ERROR(WriteMerged(tar, dirs, ""));
+  NA_RETURN_IF_ERROR(WriteMerged(tar, dirs, "", dirs.empty() ? "" : dirs[0], upper_owners));
   return tar.Close();
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "services/image/core/oci_manifest.h"
+#include "services/image/core/store_index.h"
 
 namespace nodeagent::image {
 
@@ -38,11 +39,15 @@ absl::StatusOr<std::vector<FileChange>> ComputeChanges(const std::string& upper,
 // Writes `upper` as an OCI layer tar: files as they are, each whiteout as an empty
 // ".wh.<name>", each opaque directory followed by "<dir>/.wh..wh..opq". Entries are sorted
 // and carry numeric owners only; overlay's own xattrs are left out.
+// `owners`: the upper belongs to a user namespace container (its files' owners are mapped
+// back to the container's ids).
 absl::Status WriteLayerTar(const std::string& upper, LayerCompression compression,
-                           const ByteSink& sink);
+                           const ByteSink& sink, const OwnerMap& owners = {});
 
 // Writes the merged view of `dirs` (topmost first: upper, then the image's layers) as one
 // plain tar with no whiteouts.
-absl::Status WriteMergedTar(const std::vector<std::string>& dirs, const ByteSink& sink);
+// `upper_owners` maps the owners of the files that come from dirs[0], as for WriteLayerTar.
+absl::Status WriteMergedTar(const std::vector<std::string>& dirs, const ByteSink& sink,
+                            const OwnerMap& upper_owners = {});
 
 }  // namespace nodeagent::image

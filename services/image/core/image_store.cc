@@ -344,7 +344,8 @@ absl::StatusOr<Image> ImageStore::ImportRootfsTar(absl::string_view name, const 
 }
 
 absl::StatusOr<PreparedSnapshot> ImageStore::PrepareSnapshot(absl::string_view key,
-                                                             absl::string_view image_ref) {
+                                                             absl::string_view image_ref,
+                                                             const OwnerMap& owners) {
   NA_RETURN_IF_ERROR(ValidateSnapshotKey(key));
   const std::string what = absl::StrCat("prepare snapshot \"", key, "\"");
   const std::string dir = SnapshotDir(key);
@@ -388,7 +389,7 @@ absl::StatusOr<PreparedSnapshot> ImageStore::PrepareSnapshot(absl::string_view k
       LogWarning("remove \"%s\": %s", work, s.message());
     }
   };
-  SnapshotRecord record{prepared.image.id, absl::Now()};
+  SnapshotRecord record{prepared.image.id, absl::Now(), owners};
   // The upper directory is the container's "/": 0755 like any root directory.
   NA_RETURN_IF_ERROR(Annotate(linux::MakeDirs(absl::StrCat(work, "/upper"), 0755), what));
   NA_RETURN_IF_ERROR(Annotate(ChangeMode(absl::StrCat(work, "/upper"), 0755), what));

@@ -212,8 +212,10 @@ class ImageStore {
   // Creates snapshot `key` over image `image_ref`: an empty upper and work directory, and the
   // overlay mount that gives the container's rootfs. INVALID_ARGUMENT for a bad key,
   // ALREADY_EXISTS for a used key, NOT_FOUND for an unknown image; nothing is created then.
+  // `owners`: the container runs in a user namespace (SnapshotRecord::owners).
   absl::StatusOr<PreparedSnapshot> PrepareSnapshot(absl::string_view key,
-                                                   absl::string_view image_ref);
+                                                   absl::string_view image_ref,
+                                                   const OwnerMap& owners = {});
   // Removes a snapshot and its upper directory. A missing snapshot is not an error. The
   // caller must have unmounted the snapshot's overlay first.
   absl::Status RemoveSnapshot(absl::string_view key);
@@ -268,9 +270,11 @@ class ImageStore {
                                 const std::set<std::string>& blob_candidates, PruneReport* report)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::set<std::string> ReferencedBlobsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Upper and lower directories (topmost first) of a snapshot.
+  // Upper and lower directories (topmost first) of a snapshot, and how its upper's owners map
+  // back to the container's ids.
   absl::Status SnapshotDirs(absl::string_view key, std::string* upper,
-                            std::vector<std::string>* lowers, std::string* image_id) const;
+                            std::vector<std::string>* lowers, std::string* image_id,
+                            OwnerMap* owners = nullptr) const;
   // `adopt`: the directory is the store's own scratch space, its blobs may be moved in.
   // `prefetch`: layers of the archive extracted to `dir` already unpacked, or null.
   absl::StatusOr<std::vector<Image>> LoadDirectoryImpl(const std::string& dir, bool adopt,

@@ -19,8 +19,8 @@
 namespace nodeagent::image {
 
 absl::Status ImageStore::SnapshotDirs(absl::string_view key, std::string* upper,
-                                      std::vector<std::string>* lowers,
-                                      std::string* image_id) const {
+                                      std::vector<std::string>* lowers, std::string* image_id,
+                                      OwnerMap* owners) const {
   NA_RETURN_IF_ERROR(ValidateSnapshotKey(key));
   absl::ReaderMutexLock lock(&mu_);
   auto it = snapshots_.find(std::string(key));
@@ -34,6 +34,7 @@ absl::Status ImageStore::SnapshotDirs(absl::string_view key, std::string* upper,
   }
   *upper = absl::StrCat(SnapshotDir(key), "/upper");
   *image_id = it->second.image_id;
+  if (owners != nullptr) *owners = it->second.owners;
   lowers->clear();
   const std::vector<std::string>& layers = image->second.record.layers;
   for (auto l = layers.rbegin(); l != layers.rend(); ++l) lowers->push_back(LayerDir(*l));
@@ -54,10 +55,12 @@ absl::Status ImageStore::ExportSnapshot(absl::string_view key, const ByteSink& s
   std::string upper;
   std::string image_id;
   std::vector<std::string> lowers;
-  NA_RETURN_IF_ERROR(SnapshotDirs(key, &upper, &lowers, &image_id));
+  OwnerMap owners;
+  NA_RETURN_IF_ERROR(SnapshotDirs(key, &upper, &lowers, &image_id, &owners));
   std::vector<std::string> dirs = {upper};
   dirs.insert(dirs.end(), lowers.begin(), lowers.end());
-  return Annotate(WriteMergedTar(dirs, sink), absl::StrCat("export snapshot \"", key, "\""));
+  return Annotate(WriteMergedTar(dirs, sink, owners),
+                  absl::StrCat("export snapshot \"", key, "\""));
 }
 
 absl::StatusOr<Image> ImageStore::CommitSnapshot(absl::string_view key, absl::string_view name,
@@ -73,7 +76,8 @@ absl::StatusOr<Image> ImageStore::CommitSnapshot(absl::string_view key, absl::st
   std::string upper;
   std::string image_id;
   std::vector<std::string> lowers;
-  NA_RETURN_IF_ERROR(SnapshotDirs(key, &upper, &lowers, &image_id));
+  OwnerMap owners;
+  NA_RETURN_IF_ERROR(SnapshotDirs(key, &upper, &lowers, &image_id, &owners));
   OciImageConfig config;
   OciManifest manifest;
   {
@@ -100,7 +104,7 @@ absl::StatusOr<Image> ImageStore::CommitSnapshot(absl::string_view key, absl::st
     NA_ASSIGN_OR_RETURN(linux::UniqueFd fd,
                         linux::OpenFile(tar_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     ByteSink sink = [&fd](absl::string_view data) { return linux::WriteAll(fd.get(), data); };
-    NA_RETURN_IF_ERROR(Annotate(WriteLayerTar(upper, LayerCompression::kGzip, sink), what));
+    NA_RETURN_IF_ERROR(Annotate(WriteLayerTar(upper, LayerCompression::kGzip, sink, owners), what));
   }
   NA_ASSIGN_OR_RETURN(ByteSource source, OpenFileSource(tar_path));
   Descriptor expected;

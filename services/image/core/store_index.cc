@@ -130,8 +130,43 @@ absl::StatusOr<StoreIndex> ParseStoreIndex(absl::string_view text) {
   return index;
 }
 
+uint32_t OwnerMap::Map(const std::vector<IdRange>& ranges, uint32_t host) {
+  if (ranges.empty()) return host;
+  for (const IdRange& r : ranges) {
+    if (host >= r.host_id && host - r.host_id < r.size) return r.container_id + (host - r.host_id);
+  }
+  return 65534;
+}
+
+namespace {
+
+Json RangesToJson(const std::vector<IdRange>& ranges) {
+  Json out = Json::array();
+  for (const IdRange& r : ranges) out.push_back({r.container_id, r.host_id, r.size});
+  return out;
+}
+
+absl::StatusOr<std::vector<IdRange>> RangesFromJson(const Json& json, const char* key) {
+  std::vector<IdRange> out;
+  auto it = json.find(key);
+  if (it == json.end()) return out;
+  if (!it->is_array()) return Corrupt("snapshot record", absl::StrCat(key, " is not a list"));
+  for (const Json& r : *it) {
+    if (!r.is_array() || r.size() != 3 || !r[0].is_number_unsigned() ||
+        !r[1].is_number_unsigned() || !r[2].is_number_unsigned()) {
+      return Corrupt("snapshot record", absl::StrCat(key, ": want [container, host, size]"));
+    }
+    out.push_back({r[0].get<uint32_t>(), r[1].get<uint32_t>(), r[2].get<uint32_t>()});
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string SerializeSnapshotRecord(const SnapshotRecord& record) {
   Json json = {{"image_id", record.image_id}, {"created", FormatRfc3339(record.created)}};
+  if (!record.owners.uids.empty()) json["uid_map"] = RangesToJson(record.owners.uids);
+  if (!record.owners.gids.empty()) json["gid_map"] = RangesToJson(record.owners.gids);
   return json.dump(2) + "\n";
 }
 
@@ -143,6 +178,8 @@ absl::StatusOr<SnapshotRecord> ParseSnapshotRecord(absl::string_view text) {
   record.image_id = id->get<std::string>();
   NA_RETURN_IF_ERROR(CheckDigest("snapshot record", record.image_id));
   NA_ASSIGN_OR_RETURN(record.created, TimeField("snapshot record", json, "created"));
+  NA_ASSIGN_OR_RETURN(record.owners.uids, RangesFromJson(json, "uid_map"));
+  NA_ASSIGN_OR_RETURN(record.owners.gids, RangesFromJson(json, "gid_map"));
   return record;
 }
 

@@ -52,9 +52,34 @@ std::string SerializeStoreIndex(const StoreIndex& index);
 // record, a name on two images.
 absl::StatusOr<StoreIndex> ParseStoreIndex(absl::string_view text);
 
+// One range of a user namespace's id map: container ids [container_id, container_id + size)
+// are host ids [host_id, host_id + size).
+struct IdRange {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
+  bool operator==(const IdRange&) const = default;
+};
+
+// How the owners of a user namespace container's upper files map back to the container's ids.
+// Empty: the files carry the container's ids already.
+struct OwnerMap {
+  std::vector<IdRange> uids;
+  std::vector<IdRange> gids;
+  bool empty() const { return uids.empty() && gids.empty(); }
+  // The container's id for a host id (65534, "nobody", for one outside the map).
+  uint32_t Uid(uint32_t host) const { return Map(uids, host); }
+  uint32_t Gid(uint32_t host) const { return Map(gids, host); }
+  bool operator==(const OwnerMap&) const = default;
+
+ private:
+  static uint32_t Map(const std::vector<IdRange>& ranges, uint32_t host);
+};
+
 struct SnapshotRecord {
   std::string image_id;
   absl::Time created = absl::UnixEpoch();
+  OwnerMap owners = {};
 
   bool operator==(const SnapshotRecord&) const = default;
 };

@@ -62,7 +62,8 @@ absl::Status TarWriter::Open(LayerCompression compression, const ByteSink* sink)
 }
 
 // Adds `path` on disk as `name` in the archive (a directory adds no children).
-absl::Status TarWriter::AddFromDisk(const std::string& path, const std::string& name) {
+absl::Status TarWriter::AddFromDisk(const std::string& path, const std::string& name,
+                                    const OwnerMap* owners) {
   archive_entry* entry = archive_entry_new();
   if (entry == nullptr) return absl::ResourceExhaustedError("libarchive: out of memory");
   std::unique_ptr<archive_entry, void (*)(archive_entry*)> owned(entry, archive_entry_free);
@@ -72,6 +73,10 @@ absl::Status TarWriter::AddFromDisk(const std::string& path, const std::string& 
     return absl::InternalError(absl::StrCat("read \"", path, "\": ", ArchiveError(disk_)));
   }
   DropOverlayXattrs(entry);
+  if (owners != nullptr && !owners->empty()) {
+    archive_entry_set_uid(entry, owners->Uid(static_cast<uint32_t>(archive_entry_uid(entry))));
+    archive_entry_set_gid(entry, owners->Gid(static_cast<uint32_t>(archive_entry_gid(entry))));
+  }
   archive_entry_set_uname(entry, nullptr);
   archive_entry_set_gname(entry, nullptr);
   archive_entry* spare = nullptr;

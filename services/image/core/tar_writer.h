@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "services/image/core/fs_changes.h"
 #include "services/image/core/oci_manifest.h"
+#include "services/image/core/store_index.h"
 
 struct archive;
 struct archive_entry;
@@ -25,8 +26,10 @@ class TarWriter {
 
   // `sink` must outlive the writer.
   absl::Status Open(LayerCompression compression, const ByteSink* sink);
-  // Adds `path` on disk as `name` (a directory adds no children).
-  absl::Status AddFromDisk(const std::string& path, const std::string& name);
+  // Adds `path` on disk as `name` (a directory adds no children). With `owners`, its owner
+  // is mapped back from a user namespace's host ids.
+  absl::Status AddFromDisk(const std::string& path, const std::string& name,
+                           const OwnerMap* owners = nullptr);
   // An empty regular file (whiteouts and opaque markers).
   absl::Status AddMarker(const std::string& name);
   // A regular file with `data`, mode 0644, owned by root.

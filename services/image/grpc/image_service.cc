@@ -88,8 +88,15 @@ grpc::Status ImageServiceImpl::ImportImage(grpc::ServerContext* context,
 grpc::Status ImageServiceImpl::PrepareSnapshot(grpc::ServerContext* /*context*/,
                                                const v1::PrepareSnapshotRequest* request,
                                                v1::PrepareSnapshotResponse* response) {
+  OwnerMap owners;
+  for (const v1::IdMapping& m : request->uid_mappings()) {
+    owners.uids.push_back({m.container_id(), m.host_id(), m.size()});
+  }
+  for (const v1::IdMapping& m : request->gid_mappings()) {
+    owners.gids.push_back({m.container_id(), m.host_id(), m.size()});
+  }
   absl::StatusOr<PreparedSnapshot> prepared =
-      store_->PrepareSnapshot(request->key(), request->image());
+      store_->PrepareSnapshot(request->key(), request->image(), owners);
   if (!prepared.ok()) return ToGrpcStatus(prepared.status());
   ToProto(*prepared, response);
   return grpc::Status::OK;

@@ -369,7 +369,8 @@ absl::StatusOr<ContainerRecord> ContainerManager::Create(const std::string& requ
   };
 
   NA_RETURN_IF_ERROR(linux::MakeDirs(absl::StrCat(bundle, "/", kRootfsDir), 0700));
-  NA_ASSIGN_OR_RETURN(PreparedRootfs rootfs, snapshots_->Prepare(record.id, config.image));
+  NA_ASSIGN_OR_RETURN(PreparedRootfs rootfs,
+                      snapshots_->Prepare(record.id, config.image, record.config.userns));
   snapshot_prepared = true;
   record.image_id = rootfs.image_id;
   record.rootfs_mounts = std::move(rootfs.mounts);

@@ -20,9 +20,11 @@ struct PreparedRootfs {
 class SnapshotSource {
  public:
   virtual ~SnapshotSource() = default;
-  // NOT_FOUND when the image does not exist; nothing is left behind on error.
+  // NOT_FOUND when the image does not exist; nothing is left behind on error. `userns`: the
+  // container's user namespace maps, so that its upper's owners can be mapped back.
   virtual absl::StatusOr<PreparedRootfs> Prepare(const std::string& key,
-                                                 const std::string& image_ref) = 0;
+                                                 const std::string& image_ref,
+                                                 const UserNamespaceConfig& userns) = 0;
   // Removing a missing snapshot succeeds.
   virtual absl::Status Remove(const std::string& key) = 0;
 };

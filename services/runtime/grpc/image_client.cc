@@ -26,12 +26,25 @@ ImageServiceSnapshots::ImageServiceSnapshots(const std::string& image_socket)
     : socket_(image_socket), stub_(v1::ImageService::NewStub(DialUnixSocket(image_socket))) {}
 
 absl::StatusOr<PreparedRootfs> ImageServiceSnapshots::Prepare(const std::string& key,
-                                                              const std::string& image_ref) {
+                                                              const std::string& image_ref,
+                                                              const UserNamespaceConfig& userns) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + kPrepareDeadline);
   v1::PrepareSnapshotRequest request;
   request.set_key(key);
   request.set_image(image_ref);
+  for (const IdMapping& m : userns.uid_mappings) {
+    v1::IdMapping* p = request.add_uid_mappings();
+    p->set_container_id(m.container_id);
+    p->set_host_id(m.host_id);
+    p->set_size(m.size);
+  }
+  for (const IdMapping& m : userns.gid_mappings) {
+    v1::IdMapping* p = request.add_gid_mappings();
+    p->set_container_id(m.container_id);
+    p->set_host_id(m.host_id);
+    p->set_size(m.size);
+  }
   v1::PrepareSnapshotResponse response;
   grpc::Status status = stub_->PrepareSnapshot(&context, request, &response);
   if (!status.ok()) return ImageServiceError(status, socket_);

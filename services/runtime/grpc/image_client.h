@@ -14,8 +14,8 @@ class ImageServiceSnapshots : public SnapshotSource {
  public:
   explicit ImageServiceSnapshots(const std::string& image_socket);
 
-  absl::StatusOr<PreparedRootfs> Prepare(const std::string& key,
-                                         const std::string& image_ref) override;
+  absl::StatusOr<PreparedRootfs> Prepare(const std::string& key, const std::string& image_ref,
+                                         const UserNamespaceConfig& userns) override;
   absl::Status Remove(const std::string& key) override;
 
  private:

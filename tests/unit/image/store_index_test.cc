@@ -73,5 +73,24 @@ TEST(SnapshotRecordTest, RoundTrip) {
   EXPECT_FALSE(ParseSnapshotRecord("{").ok());
 }
 
+TEST(SnapshotRecordTest, OwnerMapsRoundTripAndMapHostIdsBack) {
+  SnapshotRecord record{kImage1, absl::FromUnixSeconds(1234), {}};
+  record.owners.uids = {{0, 100000, 65536}};
+  record.owners.gids = {{0, 200000, 1000}, {1000, 300000, 10}};
+  absl::StatusOr<SnapshotRecord> parsed = ParseSnapshotRecord(SerializeSnapshotRecord(record));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, record);
+  EXPECT_EQ(record.owners.Uid(100000), 0u);
+  EXPECT_EQ(record.owners.Uid(101000), 1000u);
+  EXPECT_EQ(record.owners.Uid(0), 65534u);       // Outside the map: nobody, as inside.
+  EXPECT_EQ(record.owners.Uid(165536), 65534u);  // One past the range.
+  EXPECT_EQ(record.owners.Gid(300005), 1005u);
+  EXPECT_EQ(OwnerMap{}.Uid(100000), 100000u);  // No map: ids as they are.
+  EXPECT_FALSE(ParseSnapshotRecord(absl::StrCat(R"({"image_id": ")", kImage1,
+                                                R"(", "created": "1970-01-01T00:00:00Z",
+                                                "uid_map": [[0, 1]]})"))
+                   .ok());
+}
+
 }  // namespace
 }  // namespace nodeagent::image
