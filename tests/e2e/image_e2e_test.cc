@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -296,10 +297,19 @@ TEST_F(ImageE2E, RegistryWithBasicAuthNeedsLogin) {
 // token comes from /token?service=...&scope=... for Basic bob:hunter2 only. Debian's
 // docker-registry has no token server of its own, hence this stand-in (real HTTP on loopback).
 constexpr char kBearerRegistryPy[] = R"PY(
-import base64, http.server, json, os, re, sys
+import base64, http.server, json, os, re, sys, threading
 layout, port_file = sys.argv[1], sys.argv[2]
-token = "tok-" + os.urandom(8).hex()
+# Optional: a token expires after this many requests (real ones expire after minutes; this
+# makes them expire between the requests of one pull). Tokens issued are counted in a file.
+uses = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+tokens, lock = {}, threading.Lock()
 entry = json.load(open(os.path.join(layout, "index.json")))["manifests"][0]
+def authorized(header):
+    with lock:
+        t = header[len("Bearer "):] if header and header.startswith("Bearer ") else None
+        if t not in tokens or tokens[t] == 0: return False
+        if tokens[t] > 0: tokens[t] -= 1
+        return True
 class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args): pass
     def reply(self, code, body=b"", headers=()):
@@ -314,8 +324,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.headers.get("Authorization") != good: return self.reply(401)
             if "service=fake-registry" not in self.path or \
                "scope=repository%3Ae2e%2Fbearer%3Apull" not in self.path: return self.reply(400)
+            with lock:
+                token = "tok-" + os.urandom(8).hex()
+                tokens[token] = uses if uses > 0 else -1
+                open(port_file + ".tokens", "w").write(str(len(tokens)))
             return self.reply(200, json.dumps({"token": token}).encode())
-        if self.headers.get("Authorization") != "Bearer " + token:
+        if not authorized(self.headers.get("Authorization")):
             realm = "http://127.0.0.1:%d/token" % self.server.server_address[1]
             return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [("WWW-Authenticate",
                 'Bearer realm="%s",service="fake-registry",scope="repository:e2e/bearer:pull"' % realm)])
@@ -335,41 +349,70 @@ os.rename(port_file + ".tmp", port_file)
 server.serve_forever()
 )PY";
 
-TEST_F(ImageE2E, RegistryWithTokenAuthGetsABearerToken) {
-  // A unique image the node does not keep, so that the pull fetches its blobs.
-  std::string src = base_ + "/bearer-root";
+// The token registry stand-in above, serving a fresh unique image (so that a pull fetches its
+// blobs), on loopback until destroyed.
+struct BearerRegistry {
+  std::string host;      // 127.0.0.1:PORT
+  std::string image_id;  // what `nodectl import` printed for the image
+  std::string port_file;
+  pid_t pid = -1;
+  ~BearerRegistry() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  // Tokens the server issued so far.
+  int TokensIssued() const {
+    int n = 0;
+    return absl::SimpleAtoi(Trim(ReadText(port_file + ".tokens")), &n) ? n : 0;
+  }
+};
+
+// `name` keeps the test's files apart; `uses`: requests each token is good for (0: any number).
+using NodectlFn = std::function<CommandResult(std::vector<std::string>)>;
+void StartBearerRegistry(const std::string& base, const NodectlFn& nodectl, const std::string& name,
+                         int uses, std::unique_ptr<BearerRegistry>* out) {
+  std::string src = base + "/" + name + "-root";
   ASSERT_EQ(RunCommand({"sh", "-c",
                         "mkdir -p " + src + " && head -c 100000 /dev/urandom > " + src +
                             "/random && tar -C " + src + " -czf " + src + ".tar.gz ."})
                 .exit_code,
             0);
-  CommandResult imported = Nodectl({"import", src + ".tar.gz", "bearer-src:v1"});
+  auto registry = std::make_unique<BearerRegistry>();
+  CommandResult imported = nodectl({"import", src + ".tar.gz", name + "-src:v1"});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  std::string layout = base_ + "/bearer-layout";
+  registry->image_id = Trim(imported.out);
+  std::string layout = base + "/" + name + "-layout";
   ASSERT_EQ(RunCommand({"mkdir", "-p", layout}).exit_code, 0);
-  ASSERT_EQ(Nodectl({"save", "-o", layout + ".tar", "bearer-src:v1"}).exit_code, 0);
+  ASSERT_EQ(nodectl({"save", "-o", layout + ".tar", name + "-src:v1"}).exit_code, 0);
   ASSERT_EQ(RunCommand({"tar", "-C", layout, "-xf", layout + ".tar"}).exit_code, 0);
-  ASSERT_EQ(Nodectl({"rmi", "bearer-src:v1"}).exit_code, 0);
+  ASSERT_EQ(nodectl({"rmi", name + "-src:v1"}).exit_code, 0);
 
-  std::string script = base_ + "/bearer_registry.py";
+  std::string script = base + "/" + name + "_registry.py";
   std::ofstream(script) << kBearerRegistryPy;
-  std::string port_file = base_ + "/bearer.port";
-  pid_t pid = -1;
-  const char* argv[] = {"python3", script.c_str(), layout.c_str(), port_file.c_str(), nullptr};
-  ASSERT_EQ(posix_spawnp(&pid, "python3", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
-  struct Reaper {
-    pid_t pid;
-    ~Reaper() {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
-    }
-  } reaper{pid};
+  registry->port_file = base + "/" + name + ".port";
+  std::string uses_arg = std::to_string(uses);
+  const char* argv[] = {"python3",        script.c_str(),
+                        layout.c_str(),   registry->port_file.c_str(),
+                        uses_arg.c_str(), nullptr};
+  ASSERT_EQ(
+      posix_spawnp(&registry->pid, "python3", nullptr, nullptr, const_cast<char**>(argv), environ),
+      0);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!Exists(port_file) && std::chrono::steady_clock::now() < deadline) {
+  while (!Exists(registry->port_file) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ASSERT_TRUE(Exists(port_file));
-  const std::string host = "127.0.0.1:" + Trim(ReadText(port_file));
+  ASSERT_TRUE(Exists(registry->port_file));
+  registry->host = "127.0.0.1:" + Trim(ReadText(registry->port_file));
+  *out = std::move(registry);
+}
+
+TEST_F(ImageE2E, RegistryWithTokenAuthGetsABearerToken) {
+  std::unique_ptr<BearerRegistry> registry;
+  ASSERT_NO_FATAL_FAILURE(StartBearerRegistry(
+      base_, [](std::vector<std::string> a) { return Nodectl(a); }, "bearer", 0, &registry));
+  const std::string host = registry->host;
   const std::string ref = host + "/e2e/bearer:v1";
 
   // Anonymous: the token server refuses, and the error says what to do.
@@ -388,11 +431,31 @@ TEST_F(ImageE2E, RegistryWithTokenAuthGetsABearerToken) {
   ASSERT_EQ(login.exit_code, 0) << login.err;
   pull = Nodectl({"pull", "--plain-http", ref});
   ASSERT_EQ(pull.exit_code, 0) << pull.err;
-  EXPECT_EQ(Trim(pull.out), Trim(imported.out));  // the same image id (config digest)
+  EXPECT_EQ(Trim(pull.out), registry->image_id);  // the same image id (config digest)
   EXPECT_THAT(pull.err, HasSubstr("Pull complete"));
   EXPECT_EQ(Nodectl({"history", ref}).exit_code, 0);
   Nodectl({"rmi", ref});
   Nodectl({"logout", host});
+}
+
+// Tokens that expire between the requests of one pull (real ones last minutes; a big pull
+// outlives them): every 401 gets a fresh token from the token server, and the pull completes.
+TEST_F(ImageE2E, ATokenExpiringMidPullIsRenewed) {
+  std::unique_ptr<BearerRegistry> registry;
+  ASSERT_NO_FATAL_FAILURE(StartBearerRegistry(
+      base_, [](std::vector<std::string> a) { return Nodectl(a); }, "expiring", 2, &registry));
+  // The stand-in serves one repository name, e2e/bearer.
+  const std::string ref = registry->host + "/e2e/bearer:v1";
+  CommandResult login = Nodectl(
+      {"login", "--plain-http", registry->host, "-u", "bob", "--password-stdin"}, "hunter2\n");
+  ASSERT_EQ(login.exit_code, 0) << login.err;
+  const int before = registry->TokensIssued();
+  CommandResult pull = Nodectl({"pull", "-q", "--plain-http", ref});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_EQ(Trim(pull.out), registry->image_id);
+  EXPECT_GE(registry->TokensIssued() - before, 2) << "the tokens did not expire mid-pull";
+  Nodectl({"rmi", ref});
+  Nodectl({"logout", registry->host});
 }
 
 TEST_F(ImageE2E, ImageIndexPicksLinuxAmd64) {
