@@ -14,12 +14,13 @@ COLORS = ["#73bf69", "#f2cc0c", "#8ab8ff", "#ff780a", "#f2495c", "#5794f2", "#b8
 
 
 def fmt(value, unit):
-    if unit == "bytes":
+    if unit in ("bytes", "Bps"):
+        per = "/s" if unit == "Bps" else ""
         for suffix in ["B", "KiB", "MiB", "GiB", "TiB"]:
             if abs(value) < 1024:
-                return f"{value:.3g} {suffix}"
+                return f"{value:.3g} {suffix}{per}"
             value /= 1024
-        return f"{value:.3g} PiB"
+        return f"{value:.3g} PiB{per}"
     if unit == "percentunit":
         return f"{value * 100:.3g}%"
     return f"{value:.3g}"

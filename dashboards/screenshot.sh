@@ -79,6 +79,9 @@ for panel in json.load(open(dashboard))["panels"]:
 json.dump(data, open(out, "w"))
 PY
 python3 "$HERE/render.py" "$DASHBOARD" "$TOP/data.json" "$TOP/dashboard.html"
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1540,1420 \
+# The page is as tall as the dashboard's rows (render.py: 34 px a grid row, 60 px of header).
+HEIGHT=$(python3 -c 'import json, sys; p = json.load(open(sys.argv[1]))["panels"]
+print(max(x["gridPos"]["y"] + x["gridPos"]["h"] for x in p) * 34 + 60)' "$DASHBOARD")
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1540,"$HEIGHT" \
   --screenshot="$OUT" "file://$TOP/dashboard.html" >/dev/null 2>&1 || die "chromium failed"
 echo "screenshot: wrote $OUT"
