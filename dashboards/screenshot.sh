@@ -36,6 +36,9 @@ PROM_PID=
 cleanup() {
   [ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
   nctl ps -a -q 2>/dev/null | xargs -r "$NODECTL" --run-dir "$RUN_DIR" rm -f >/dev/null 2>&1
+  # Networks outlive the services: remove them (bridges, nftables) before the state goes.
+  nctl network ls -q 2>/dev/null | xargs -r -n1 "$NODECTL" --run-dir "$RUN_DIR" network rm \
+    >/dev/null 2>&1
   nctl down >/dev/null 2>&1
   for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT"; do [ -d "$d" ] && rmdir "$d"; done
   rm -rf --one-file-system "$TOP"
