@@ -50,36 +50,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-elapsed() { echo "$2 - $1" | bc -l; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=image_common.sh
+source "$HERE/image_common.sh"
 
 # --- the image: one layer per directory, as an OCI layout (skopeo compresses on push) -------
 LAYOUT=$WORK/layout
-mkdir -p "$LAYOUT/blobs/sha256"
-echo '{"imageLayoutVersion":"1.0.0"}' > "$LAYOUT/oci-layout"
-diff_ids=()
-layer_descs=()
-total=0
-for dir in $LAYERS; do
-  tar -C / --numeric-owner -cf "$WORK/layer.tar" "$dir"
-  hex=$(sha256sum "$WORK/layer.tar" | cut -d' ' -f1)
-  size=$(stat -c %s "$WORK/layer.tar")
-  total=$((total + size))
-  mv "$WORK/layer.tar" "$LAYOUT/blobs/sha256/$hex"
-  diff_ids+=("\"sha256:$hex\"")
-  layer_descs+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$hex\",\"size\":$size}")
-done
-join() { local IFS=,; echo "$*"; }
-config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$(join "${diff_ids[@]}")]}}"
-printf '%s' "$config" > "$WORK/config"
-chex=$(sha256sum "$WORK/config" | cut -d' ' -f1)
-mv "$WORK/config" "$LAYOUT/blobs/sha256/$chex"
-manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$chex\",\"size\":${#config}},\"layers\":[$(join "${layer_descs[@]}")]}"
-printf '%s' "$manifest" > "$WORK/manifest"
-mhex=$(sha256sum "$WORK/manifest" | cut -d' ' -f1)
-mv "$WORK/manifest" "$LAYOUT/blobs/sha256/$mhex"
-echo "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$mhex\",\"size\":${#manifest},\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}}]}" > "$LAYOUT/index.json"
+make_layout "$LAYOUT" "$LAYERS"
 
 # --- the registry ---------------------------------------------------------------------------
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -105,30 +81,10 @@ sync
 sleep "${SETTLE_SECONDS:-0}"
 
 # --- rounds ---------------------------------------------------------------------------------
-BASE_NODECTL=${BASE_NODECTL:-}
-BASE_NODE_IMAGED=${BASE_NODE_IMAGED:-}
-start_imaged() {
-  local root=$WORK/node-$1 imaged=${2:-$NODE_IMAGED}
-  "$imaged" --root "$root" --run-dir "$root.run" --log-level warning 2>"$root.log" &
-  IMAGED_PID=$!
-  export NODEAGENT_RUN_DIR=$root.run
-  for _ in $(seq 100); do [ -S "$root.run/image.sock" ] && break; sleep 0.1; done
-  [ -S "$root.run/image.sock" ] || die "node-imaged did not start: $(cat "$root.log")"
-}
-stop_imaged() { kill "$IMAGED_PID"; wait "$IMAGED_PID" 2>/dev/null || true; IMAGED_PID=""; }
-
 run_ours() {
   sync; local t0; t0=$(now)
   "${1:-$NODECTL}" pull -q --plain-http "$REF" >/dev/null
   ours=$(elapsed "$t0" "$(now)")
-}
-run_base() {
-  local kept=${ours:-}
-  start_imaged "base-$1" "$BASE_NODE_IMAGED"
-  run_ours "$BASE_NODECTL"
-  base=$ours
-  ours=$kept
-  stop_imaged
 }
 run_skopeo() {
   local dir=$WORK/skopeo-$1
