@@ -53,6 +53,23 @@ void PrintError(const std::string& what, const grpc::Status& status, const std::
   PrintError(absl::StrCat(what, ": ", status.error_message()));
 }
 
+int ForEachName(
+    const std::vector<std::string>& names, const std::string& verb, const std::string& service,
+    const std::function<grpc::Status(const std::string& name, std::string* out)>& call) {
+  int rc = 0;
+  for (const std::string& name : names) {
+    std::string out = name;
+    grpc::Status status = call(name, &out);
+    if (!status.ok()) {
+      PrintError(absl::StrCat(verb, " ", name), status, service);
+      rc = kExitFailure;
+      continue;
+    }
+    if (!out.empty()) std::cout << out << "\n";
+  }
+  return rc;
+}
+
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths(header.size());

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,14 @@ class CliContext {
 // "nodectl: <what>: <message>" on stderr; turns an unreachable service into a hint.
 void PrintError(const std::string& what, const grpc::Status& status, const std::string& service);
 void PrintError(const std::string& message);
+
+// The per-name commands (rm, kill, stop, wait, pause, network rm ...), Docker's way: `call` is
+// made for each of `names` in turn; on success what it put in `out` is printed (the name when it
+// left `out` alone), on failure "<verb> <name>: <error>", and the next name is tried. Returns 0,
+// or kExitFailure when any failed.
+int ForEachName(const std::vector<std::string>& names, const std::string& verb,
+                const std::string& service,
+                const std::function<grpc::Status(const std::string& name, std::string* out)>& call);
 
 // Left-aligned columns separated by three spaces, like docker's tables.
 void PrintTable(const std::vector<std::string>& header,

@@ -518,109 +518,70 @@ int Kill(CliContext& ctx, const std::vector<std::string>& ids, const std::string
     return kExitFailure;
   }
   auto stub = ctx.Runtime();
-  int rc = 0;
-  for (const std::string& id : ids) {
+  return ForEachName(ids, "kill", "runtime", [&](const std::string& id, std::string*) {
     v1::KillContainerRequest request;
     request.set_id(id);
     request.set_signal(sig);
     v1::KillContainerResponse response;
     auto context = CliContext::Deadline();
-    grpc::Status status = stub->KillContainer(context.get(), request, &response);
-    if (!status.ok()) {
-      PrintError(absl::StrCat("kill ", id), status, "runtime");
-      rc = kExitFailure;
-      continue;
-    }
-    std::cout << id << "\n";
-  }
-  return rc;
+    return stub->KillContainer(context.get(), request, &response);
+  });
 }
 
 int Wait(CliContext& ctx, const std::vector<std::string>& ids) {
   auto stub = ctx.Runtime();
-  int rc = 0;
-  for (const std::string& id : ids) {
+  return ForEachName(ids, "wait", "runtime", [&](const std::string& id, std::string* out) {
     v1::WaitContainerRequest request;
     request.set_id(id);
     v1::WaitContainerResponse response;
     grpc::ClientContext context;  // Waits as long as the container runs.
     grpc::Status status = stub->WaitContainer(&context, request, &response);
-    if (!status.ok()) {
-      PrintError(absl::StrCat("wait ", id), status, "runtime");
-      rc = kExitFailure;
-      continue;
-    }
-    std::cout << response.exit().exit_code() << "\n";
-  }
-  return rc;
+    *out = absl::StrCat(response.exit().exit_code());
+    return status;
+  });
 }
 
 int Remove(CliContext& ctx, const std::vector<std::string>& ids, bool force) {
   auto stub = ctx.Runtime();
-  int rc = 0;
-  for (const std::string& id : ids) {
+  return ForEachName(ids, "rm", "runtime", [&](const std::string& id, std::string*) {
     v1::RemoveContainerRequest request;
     request.set_id(id);
     request.set_force(force);
     v1::RemoveContainerResponse response;
     auto context = CliContext::Deadline(60);
-    grpc::Status status = stub->RemoveContainer(context.get(), request, &response);
-    if (!status.ok()) {
-      PrintError(absl::StrCat("rm ", id), status, "runtime");
-      rc = kExitFailure;
-      continue;
-    }
-    std::cout << id << "\n";
-  }
-  return rc;
+    return stub->RemoveContainer(context.get(), request, &response);
+  });
 }
 
 int Stop(CliContext& ctx, const std::vector<std::string>& ids, int timeout_seconds) {
   auto stub = ctx.Runtime();
-  int rc = 0;
-  for (const std::string& id : ids) {
+  return ForEachName(ids, "stop", "runtime", [&](const std::string& id, std::string*) {
     v1::StopContainerRequest request;
     request.set_id(id);
     request.set_timeout_seconds(timeout_seconds);
     v1::StopContainerResponse response;
     // The grace period plus time for SIGKILL to land.
     auto context = CliContext::Deadline(std::max(timeout_seconds, 10) + 30);
-    grpc::Status status = stub->StopContainer(context.get(), request, &response);
-    if (!status.ok()) {
-      PrintError(absl::StrCat("stop ", id), status, "runtime");
-      rc = kExitFailure;
-      continue;
-    }
-    std::cout << id << "\n";
-  }
-  return rc;
+    return stub->StopContainer(context.get(), request, &response);
+  });
 }
 
 int PauseOrUnpause(CliContext& ctx, const std::vector<std::string>& ids, bool pause) {
   auto stub = ctx.Runtime();
-  int rc = 0;
-  for (const std::string& id : ids) {
-    auto context = CliContext::Deadline();
-    grpc::Status status;
-    if (pause) {
-      v1::PauseContainerRequest request;
-      request.set_id(id);
-      v1::PauseContainerResponse response;
-      status = stub->PauseContainer(context.get(), request, &response);
-    } else {
-      v1::ResumeContainerRequest request;
-      request.set_id(id);
-      v1::ResumeContainerResponse response;
-      status = stub->ResumeContainer(context.get(), request, &response);
-    }
-    if (!status.ok()) {
-      PrintError(absl::StrCat(pause ? "pause " : "unpause ", id), status, "runtime");
-      rc = kExitFailure;
-      continue;
-    }
-    std::cout << id << "\n";
-  }
-  return rc;
+  return ForEachName(ids, pause ? "pause" : "unpause", "runtime",
+                     [&](const std::string& id, std::string*) {
+                       auto context = CliContext::Deadline();
+                       if (pause) {
+                         v1::PauseContainerRequest request;
+                         request.set_id(id);
+                         v1::PauseContainerResponse response;
+                         return stub->PauseContainer(context.get(), request, &response);
+                       }
+                       v1::ResumeContainerRequest request;
+                       request.set_id(id);
+                       v1::ResumeContainerResponse response;
+                       return stub->ResumeContainer(context.get(), request, &response);
+                     });
 }
 
 // Pumps an attach or exec stream between this terminal and the container until the exit

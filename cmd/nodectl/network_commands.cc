@@ -103,21 +103,13 @@ int Inspect(CliContext& ctx, const std::vector<std::string>& names) {
 
 int Remove(CliContext& ctx, const std::vector<std::string>& names) {
   auto stub = ctx.Network();
-  int rc = 0;
-  for (const std::string& name : names) {
+  return ForEachName(names, "network rm", "network", [&](const std::string& name, std::string*) {
     auto context = CliContext::Deadline();
     v1::RemoveNetworkRequest request;
     request.set_name(name);
     v1::RemoveNetworkResponse response;
-    grpc::Status status = stub->RemoveNetwork(context.get(), request, &response);
-    if (!status.ok()) {
-      PrintError(absl::StrCat("network rm ", name), status, "network");
-      rc = kExitFailure;
-      continue;
-    }
-    std::cout << name << "\n";
-  }
-  return rc;
+    return stub->RemoveNetwork(context.get(), request, &response);
+  });
 }
 
 struct AttachOptions {
@@ -259,20 +251,16 @@ int Disconnect(CliContext& ctx, const std::string& network, const std::string& r
 
 int Detach(CliContext& ctx, const std::vector<std::string>& ids, const std::string& network) {
   auto stub = ctx.Network();
-  int rc = 0;
-  for (const std::string& id : ids) {
-    auto context = CliContext::Deadline();
-    v1::DetachContainerNetworkRequest request;
-    request.set_container_id(id);
-    request.set_network(network);
-    v1::DetachContainerNetworkResponse response;
-    grpc::Status status = stub->DetachContainer(context.get(), request, &response);
-    if (!status.ok()) {
-      PrintError(absl::StrCat("network detach ", id), status, "network");
-      rc = kExitFailure;
-    }
-  }
-  return rc;
+  return ForEachName(ids, "network detach", "network",
+                     [&](const std::string& id, std::string* out) {
+                       out->clear();  // Silent on success, as before.
+                       auto context = CliContext::Deadline();
+                       v1::DetachContainerNetworkRequest request;
+                       request.set_container_id(id);
+                       request.set_network(network);
+                       v1::DetachContainerNetworkResponse response;
+                       return stub->DetachContainer(context.get(), request, &response);
+                     });
 }
 
 }  // namespace
