@@ -71,7 +71,7 @@ TEST_F(NetworkConnectE2E, ConnectAndDisconnectARunningContainer) {
   EXPECT_THAT(again.err, HasSubstr("not connected"));
 
   EXPECT_EQ(Nodectl({"rm", "-f", web, db}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(Nodectl({"network", "rm", "e2e-cfront", "e2e-cback"}).exit_code, 0);
 }
 
@@ -108,7 +108,7 @@ TEST_F(NetworkConnectE2E, ConnectedNetworksComeBackAfterStopAndStart) {
   EXPECT_THAT(Nodectl({"network", "inspect", "e2e-kfront"}).out, Not(HasSubstr("e2e-kweb")));
 
   EXPECT_EQ(Nodectl({"rm", "-f", web}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(Nodectl({"network", "rm", "e2e-kfront", "e2e-kgone"}).exit_code, 0);
 }
 
@@ -124,7 +124,7 @@ TEST_F(NetworkConnectE2E, RefusesContainersWithoutANamespaceOfTheService) {
   EXPECT_THAT(missing.err, HasSubstr("e2e-no-such-container"));
   CommandResult no_net = Nodectl({"network", "connect", "e2e-no-such-net", "e2e-cnone"});
   EXPECT_EQ(no_net.exit_code, 1);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(Nodectl({"rm", "-f", none}).exit_code, 0);
   EXPECT_EQ(Nodectl({"network", "rm", "e2e-cref"}).exit_code, 0);
 }

@@ -118,7 +118,7 @@ TEST_F(NetworkE2E, CreateListInspectRemove) {
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_THAT(inspect.out, HasSubstr("\"subnet\": \"10."));
   EXPECT_THAT(inspect.out, HasSubstr(absl::StrCat("\"bridge\": \"", names_.bridge_prefix)));
-  EXPECT_EQ(LinksWithPrefix(names_.bridge_prefix).size(), 1u);
+  EXPECT_EQ(HostLinksWithPrefix(names_.bridge_prefix).size(), 1u);
 
   CommandResult dup = Nodectl({"network", "create", "e2e-front"});
   EXPECT_EQ(dup.exit_code, 1);
@@ -137,7 +137,7 @@ TEST_F(NetworkE2E, CreateListInspectRemove) {
   CommandResult rm = Nodectl({"network", "rm", "e2e-front"});
   EXPECT_EQ(rm.exit_code, 0) << rm.err;
   EXPECT_THAT(Nodectl({"network", "ls"}).out, Not(HasSubstr("e2e-front")));
-  EXPECT_THAT(LinksWithPrefix(names_.bridge_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefix(names_.bridge_prefix), IsEmpty());
   EXPECT_EQ(Nodectl({"network", "rm", "e2e-front"}).exit_code, 1);
 }
 
@@ -172,7 +172,7 @@ TEST_F(NetworkE2E, ContainersTalkByNameAndAddressAndNetworksAreIsolated) {
   EXPECT_THAT(other.out, HasSubstr("no-name"));
 
   EXPECT_EQ(Nodectl({"rm", "-f", web}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(Nodectl({"network", "rm", "e2e-app", "e2e-other"}).exit_code, 0);
 }
 
@@ -188,7 +188,7 @@ TEST_F(NetworkE2E, PublishedPortOnLoopbackAndRulesGoWithTheContainer) {
   EXPECT_EQ(Nodectl({"rm", "-f", id}).exit_code, 0);
   table = RunCommand({"nft", "list", "table", "ip", names_.nft_table});
   EXPECT_THAT(table.out, Not(HasSubstr("dnat")));
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(HttpGetLoopback(port, 0ms), "");
 }
 
@@ -201,7 +201,7 @@ TEST_F(NetworkE2E, RunJoinsTheDefaultBridgeAndGivesTheEndpointBack) {
   EXPECT_THAT(inside.out, HasSubstr("default via"));
   EXPECT_THAT(inside.out, HasSubstr("dflt1\n"));
   EXPECT_THAT(Nodectl({"network", "ls"}).out, HasSubstr("bridge"));
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
 
   // --network none: loopback only, and nothing asked of the network service.
@@ -218,22 +218,22 @@ TEST_F(NetworkE2E, RunJoinsTheDefaultBridgeAndGivesTheEndpointBack) {
   CommandResult no_net = Nodectl({"run", "--rm", "--network", "e2e-nope", "busybox", "true"});
   EXPECT_EQ(no_net.exit_code, 125);
   EXPECT_THAT(no_net.err, HasSubstr("e2e-nope"));
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
 }
 
 TEST_F(NetworkE2E, StopGivesTheAddressBackAndStartGetsANewEndpoint) {
   std::string id = RunDetached({"--name", "e2e-cycle", "busybox", "sleep", "1000"});
-  EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
+  EXPECT_EQ(HostLinksWithPrefix(names_.veth_prefix).size(), 1u);
   EXPECT_THAT(Inspect(id), HasSubstr("\"network_settings\""));
   ASSERT_EQ(Nodectl({"stop", "-t", "0", id}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
   EXPECT_THAT(Inspect(id), Not(HasSubstr("\"network_settings\"")));
   ASSERT_EQ(Nodectl({"start", id}).exit_code, 0);
-  EXPECT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 1u);
+  EXPECT_EQ(HostLinksWithPrefix(names_.veth_prefix).size(), 1u);
   EXPECT_THAT(Inspect(id), HasSubstr("\"ip_address\": \"10."));
   EXPECT_EQ(Nodectl({"rm", "-f", id}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
 }
 
@@ -243,7 +243,7 @@ TEST_F(NetworkE2E, FailedStartLeavesNoEndpoint) {
   CommandResult created = Nodectl({"create", "--name", "e2e-fail", "busybox", "/no/such/cmd"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   EXPECT_NE(Nodectl({"start", "e2e-fail"}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
   EXPECT_EQ(Nodectl({"rm", "e2e-fail"}).exit_code, 0);
 }
@@ -251,7 +251,7 @@ TEST_F(NetworkE2E, FailedStartLeavesNoEndpoint) {
 TEST_F(NetworkE2E, RuntimeKilledWhileAContainerExitsStillGivesItsEndpointBack) {
   std::string keeper = RunDetached({"--name", "e2e-keeper", "busybox", "sleep", "1000"});
   std::string quitter = RunDetached({"--name", "e2e-quitter", "busybox", "sleep", "1000"});
-  ASSERT_EQ(LinksWithPrefix(names_.veth_prefix).size(), 2u);
+  ASSERT_EQ(HostLinksWithPrefix(names_.veth_prefix).size(), 2u);
   int quitter_pid = 0;
   std::string quitter_state = Inspect(quitter);
   size_t at = quitter_state.find("\"pid\": ");
@@ -268,11 +268,11 @@ TEST_F(NetworkE2E, RuntimeKilledWhileAContainerExitsStillGivesItsEndpointBack) {
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
   // The restarted runtime finds the exit and gives the endpoint back; the keeper keeps its.
   EXPECT_EQ(Nodectl({"wait", quitter}).out, "137\n");
-  EXPECT_EQ(LinksWithPrefixOnceReaped(names_.veth_prefix, 1).size(), 1u);
+  EXPECT_EQ(HostLinksWithPrefixOnceReaped(names_.veth_prefix, 1).size(), 1u);
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 1);
   EXPECT_THAT(Inspect(keeper), HasSubstr("\"ip_address\": \"10."));
   EXPECT_EQ(Nodectl({"rm", "-f", keeper, quitter}).exit_code, 0);
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
 }
 
@@ -290,10 +290,10 @@ TEST_F(NetworkE2E, NetworkServiceKilledWhileAContainerExitsGetsTheEndpointBackLa
                               "--metrics-address", "", "--cgroup-parent", cgroup_parent_});
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
   // The runtime retries the detach once the service is back.
-  for (int i = 0; i < 200 && !LinksWithPrefix(names_.veth_prefix).empty(); ++i) {
+  for (int i = 0; i < 200 && !HostLinksWithPrefix(names_.veth_prefix).empty(); ++i) {
     std::this_thread::sleep_for(50ms);
   }
-  EXPECT_THAT(LinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
+  EXPECT_THAT(HostLinksWithPrefixOnceReaped(names_.veth_prefix), IsEmpty());
   EXPECT_EQ(EndpointsOnDefaultNetwork(), 0);
   EXPECT_THAT(Inspect(quitter), Not(HasSubstr("\"network_settings\"")));
   EXPECT_EQ(Nodectl({"rm", quitter}).exit_code, 0);

@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -70,28 +69,6 @@ int FreeLoopbackPort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
-}
-
-std::vector<std::string> HostLinksWithPrefixOnceReaped(const std::string& prefix, size_t at_most) {
-  std::vector<std::string> links = HostLinksWithPrefix(prefix);
-  for (int i = 0; i < 500 && links.size() > at_most; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    links = HostLinksWithPrefix(prefix);
-  }
-  return links;
-}
-
-std::vector<std::string> HostLinksWithPrefix(const std::string& prefix) {
-  CommandResult r = RunCommand({"ip", "-o", "link", "show"});
-  std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-    // "12: nbabcd123456: <BROADCAST,..." or "13: nvabcd12345678@if2: <...".
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(": ", 2));
-    if (f.size() < 2) continue;
-    std::string name(f[1].substr(0, f[1].find('@')));
-    if (absl::StartsWith(name, prefix)) out.push_back(name);
-  }
-  return out;
 }
 
 std::vector<std::string> MountsBelow(const std::string& dir) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/host_links.h"
 #include "tests/support/subprocess.h"
 
 namespace nodeagent::testing {
@@ -33,13 +34,6 @@ class BackgroundProcess {
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 int FreeLoopbackPort();
-
-// Links of the host whose names start with `prefix`.
-std::vector<std::string> HostLinksWithPrefix(const std::string& prefix);
-// The same once released veths are gone (the manager deletes them just after a detach
-// returns): waits up to 5 s for at most `at_most` links to be left.
-std::vector<std::string> HostLinksWithPrefixOnceReaped(const std::string& prefix,
-                                                       size_t at_most = 0);
 
 // Mounts (mount points) below `dir` in this mount namespace.
 std::vector<std::string> MountsBelow(const std::string& dir);
