@@ -76,6 +76,19 @@ nlmsghdr* NewMessage(char* buf, uint16_t type, uint16_t flags) {
   return nlh;
 }
 
+// The body of an RTM_NEWROUTE for "default via `gateway` dev `oif`" (gateway host order).
+void PutDefaultRoute(nlmsghdr* nlh, uint32_t gateway, int oif) {
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = 0;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_BOOT;
+  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+  rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(gateway));
+  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(oif));
+}
+
 // Attributes of one RTM_NEWLINK message, as a LinkInfo.
 int ParseLink(const nlmsghdr* nlh, void* data) {
   auto* out = static_cast<std::vector<LinkInfo>*>(data);
@@ -359,15 +372,7 @@ absl::Status Netlink::AddAddress(int index, uint32_t ip, int prefix) {
 absl::Status Netlink::AddDefaultRoute(uint32_t gateway, int oif) {
   char buf[kBufferSize];
   nlmsghdr* nlh = NewMessage(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
-  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-  rtm->rtm_family = AF_INET;
-  rtm->rtm_dst_len = 0;
-  rtm->rtm_table = RT_TABLE_MAIN;
-  rtm->rtm_protocol = RTPROT_BOOT;
-  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
-  rtm->rtm_type = RTN_UNICAST;
-  mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(gateway));
-  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(oif));
+  PutDefaultRoute(nlh, gateway, oif);
   absl::Status s = Request(nlh, "add default route");
   if (!s.ok() && absl::StrContains(s.message(), "File exists")) return absl::OkStatus();
   return s;
@@ -445,15 +450,7 @@ absl::Status Netlink::ConfigureInterface(int index, uint32_t ip, int prefix, uin
   int count = 2;
   if (gateway != 0) {
     nlh = next(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
-    auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-    rtm->rtm_family = AF_INET;
-    rtm->rtm_dst_len = 0;
-    rtm->rtm_table = RT_TABLE_MAIN;
-    rtm->rtm_protocol = RTPROT_BOOT;
-    rtm->rtm_scope = RT_SCOPE_UNIVERSE;
-    rtm->rtm_type = RTN_UNICAST;
-    mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(gateway));
-    mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
+    PutDefaultRoute(nlh, gateway, index);
     len += NLMSG_ALIGN(nlh->nlmsg_len);
     count = 3;
   }
