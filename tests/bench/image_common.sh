@@ -60,3 +60,30 @@ run_base() {
   ours=$kept
   stop_imaged
 }
+
+# extract_layers DEST TAR_FLAGS FILE...: each layer file into DEST/<n>, all at once, as a
+# parallel `tar -x` (the peer of an unpack that handles layers side by side).
+extract_layers() {
+  local dest=$1 flags=$2 i=0 file
+  local -a pids=()
+  shift 2
+  for file in "$@"; do
+    mkdir -p "$dest/$i"
+    tar -C "$dest/$i" --numeric-owner "$flags" "$file" &
+    pids+=($!)
+    i=$((i + 1))
+  done
+  wait "${pids[@]}"
+}
+
+# run_round ROUND PEER_FN: our build (the caller's run_ours on a fresh node-imaged) and the peer
+# (PEER_FN ROUND), in an order that alternates by round, and the base build when given, before
+# or after them, so that machine drift hits all alike.
+run_round() {
+  local round=$1 peer_fn=$2  # Not "peer": the caller's PEER_FN may set a global of that name.
+  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 0 ]; then run_base "$round"; fi
+  start_imaged "$round"
+  if [ $((round % 2)) = 1 ]; then run_ours; "$peer_fn" "$round"; else "$peer_fn" "$round"; run_ours; fi
+  stop_imaged
+  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 1 ]; then run_base "$round"; fi
+}

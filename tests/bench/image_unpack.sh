@@ -60,15 +60,14 @@ run_ours() {
   ours=$(elapsed "$t0" "$(now)")
 }
 run_tar() {
-  sync; local t0 i=0 pids=(); t0=$(now)
+  local d hex t0
+  local -a files=()
   for d in "${diff_ids[@]}"; do
     hex=${d//\"/}; hex=${hex#sha256:}
-    mkdir -p "$WORK/tarx-$1/$i"
-    tar -C "$WORK/tarx-$1/$i" --numeric-owner -xpf "$LAYOUT/blobs/sha256/$hex" &
-    pids+=($!)
-    i=$((i + 1))
+    files+=("$LAYOUT/blobs/sha256/$hex")
   done
-  wait "${pids[@]}"
+  sync; t0=$(now)
+  extract_layers "$WORK/tarx-$1" -xpf "${files[@]}"
   sync; peer=$(elapsed "$t0" "$(now)")
 }
 
@@ -76,11 +75,7 @@ ratios=()
 base_ratios=()
 ours_base=()
 for round in $(seq "$ROUNDS"); do
-  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 0 ]; then run_base "$round"; fi
-  start_imaged "$round"
-  if [ $((round % 2)) = 1 ]; then run_ours; run_tar "$round"; else run_tar "$round"; run_ours; fi
-  stop_imaged
-  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 1 ]; then run_base "$round"; fi
+  run_round "$round" run_tar
   ratio=$(echo "$ours / $peer" | bc -l)
   ratios+=("$ratio")
   printf 'round %d: nodectl load %.2fs   tar -x (parallel) + sync %.2fs   ratio %.2f\n' "$round" "$ours" "$peer" "$ratio"

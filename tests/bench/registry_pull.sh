@@ -91,15 +91,13 @@ run_skopeo() {
   sync; local t0; t0=$(now)
   skopeo copy -q --src-tls-verify=false "docker://$REF" "oci:$dir:v1"
   sync; skopeo_only=$(elapsed "$t0" "$(now)")
-  local i=0 pids=()
+  local blob
+  local -a files=()
   for blob in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join(l["digest"].split(":")[1] for l in m["layers"]))' \
       "$dir/blobs/sha256/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"].split(":")[1])' "$dir/index.json")"); do
-    mkdir -p "$WORK/tarx-$1/$i"
-    tar -C "$WORK/tarx-$1/$i" --numeric-owner -xzpf "$dir/blobs/sha256/$blob" &
-    pids+=($!)
-    i=$((i + 1))
+    files+=("$dir/blobs/sha256/$blob")
   done
-  wait "${pids[@]}"
+  extract_layers "$WORK/tarx-$1" -xzpf "${files[@]}"
   sync; skopeo_tar=$(elapsed "$t0" "$(now)")
 }
 
@@ -109,11 +107,7 @@ b_skopeo=()
 b_tar=()
 ours_base=()
 for round in $(seq "$ROUNDS"); do
-  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 0 ]; then run_base "$round"; fi
-  start_imaged "$round"
-  if [ $((round % 2)) = 1 ]; then run_ours; run_skopeo "$round"; else run_skopeo "$round"; run_ours; fi
-  stop_imaged
-  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 1 ]; then run_base "$round"; fi
+  run_round "$round" run_skopeo
   a=$(echo "$ours / $skopeo_only" | bc -l); b=$(echo "$ours / $skopeo_tar" | bc -l)
   r_skopeo+=("$a"); r_tar+=("$b")
   printf 'round %d: nodectl pull %.2fs   skopeo copy %.2fs (ratio %.2f)   skopeo copy + tar -xz %.2fs (ratio %.2f)\n' \
