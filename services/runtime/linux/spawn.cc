@@ -424,6 +424,10 @@ absl::StatusOr<ReceivedFds> ReceiveFds(int sock, size_t slots, size_t max_extra)
 namespace {
 
 // The fds a warm child gets with its go, in this order (SendFds flags).
+// The namespaces a warm child is cloned into (its cgroup namespace it makes itself).
+constexpr uint64_t kWarmNamespaces =
+    CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+
 // The namespaces to join come as fds, opened by node-shim: the child's mount table is the
 // host's from when it was cloned, and may not show a namespace bind-mounted since (the
 // network service's netns files are below a private mount).
@@ -452,7 +456,7 @@ absl::StatusOr<WarmGo> ReceiveWarmGo(int sock) {
 // Joins the net and ipc namespaces node-shim sent; returns the CLONE_NEW* flags of the
 // namespaces that stay this process's own (new) ones.
 absl::StatusOr<uint64_t> JoinWarmNamespaces(const WarmGo& go) {
-  uint64_t fresh = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+  uint64_t fresh = kWarmNamespaces;
   for (auto [slot, type] : {std::pair{kWarmNetNs, CLONE_NEWNET}, {kWarmIpcNs, CLONE_NEWIPC}}) {
     const int fd = go.fds[slot].get();
     if (fd < 0) continue;
@@ -507,8 +511,7 @@ absl::StatusOr<WarmChild> SpawnWarmChild(const std::vector<std::string>& cgroup_
   UniqueFd parent_end(pair[0]);
   UniqueFd child_end(pair[1]);
   struct clone_args clone = {};
-  clone.flags =
-      CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD;
+  clone.flags = kWarmNamespaces | CLONE_PIDFD;
   clone.exit_signal = SIGCHLD;
   int pidfd = -1;
   clone.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
