@@ -302,7 +302,8 @@ Launched Launch(CliContext& ctx, const RunOptions& options,
   }
   *create.mutable_spec() = *std::move(spec);
   v1::CreateContainerResponse created;
-  auto context = CliContext::Deadline(120);
+  // Long enough for the first container of an image kept unpacked (pull --skip-unpack).
+  auto context = CliContext::Deadline(3600);
   grpc::Status status = stub->CreateContainer(context.get(), create, &created);
   if (!status.ok()) {
     PrintError("create container", status, "runtime");

@@ -180,6 +180,19 @@ int Prune(CliContext& ctx, bool all) {
   return 0;
 }
 
+int UnpackImages(CliContext& ctx, const std::vector<std::string>& refs) {
+  auto stub = ctx.Images();
+  return ForEachName(refs, "image unpack", "image", [&](const std::string& ref, std::string* out) {
+    auto context = CliContext::Deadline(6 * 3600);
+    v1::UnpackImageRequest request;
+    request.set_ref(ref);
+    v1::UnpackImageResponse response;
+    grpc::Status status = stub->UnpackImage(context.get(), request, &response);
+    *out = response.image().id();
+    return status;
+  });
+}
+
 int SystemDf(CliContext& ctx) {
   auto stub = ctx.Images();
   auto context = CliContext::Deadline(300);
@@ -392,6 +405,14 @@ auto prune_all = std::make_shared<bool>(false);
 CLI::App* prune = image->add_subcommand("prune", "Remove unused images, layers and blobs");
 prune->add_flag("-a,--all", *prune_all, "Every image no container uses, not only unnamed ones");
 prune->callback([&context, exit_code, prune_all] { *exit_code = Prune(context, *prune_all); });
+
+auto unpack_refs = std::make_shared<std::vector<std::string>>();
+CLI::App* unpack = image->add_subcommand(
+    "unpack", "Unpack the layers of images pulled or loaded with --skip-unpack");
+unpack->add_option("images", *unpack_refs, "Images (names or ids)")->required();
+unpack->callback([&context, exit_code, unpack_refs] {
+  *exit_code = UnpackImages(context, *unpack_refs);
+});
 
 CLI::App* system = app.add_subcommand("system", "Node-wide information");
 system->require_subcommand(1);

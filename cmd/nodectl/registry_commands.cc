@@ -125,12 +125,14 @@ struct AccessFlags {
   }
 };
 
-int Pull(CliContext& ctx, const std::string& ref, const AccessFlags& access, bool quiet) {
+int Pull(CliContext& ctx, const std::string& ref, const AccessFlags& access, bool quiet,
+         bool skip_unpack) {
   auto stub = ctx.Images();
   auto context = CliContext::Deadline(6 * 3600);
   v1::PullImageRequest request;
   request.set_ref(ref);
   access.ToProto(request.mutable_access());
+  request.set_skip_unpack(skip_unpack);
   auto reader = stub->PullImage(context.get(), request);
   ProgressBars bars(std::cerr);
   v1::PullImageResponse message;
@@ -229,7 +231,7 @@ int Save(CliContext& ctx, const std::vector<std::string>& refs, const std::strin
   return 0;
 }
 
-int Load(CliContext& ctx, const std::string& input, bool quiet) {
+int Load(CliContext& ctx, const std::string& input, bool quiet, bool skip_unpack) {
   // A directory (an OCI layout, an unpacked docker save) is sent as a tar made by tar(1).
   FILE* pipe = nullptr;
   int fd = STDIN_FILENO;
@@ -270,6 +272,7 @@ int Load(CliContext& ctx, const std::string& input, bool quiet) {
   ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
   constexpr size_t kChunkBytes = 1 << 20;
   v1::LoadImageRequest chunk;
+  chunk.set_skip_unpack(skip_unpack);  // Read from the first message.
   std::string& buffer = *chunk.mutable_chunk();
   bool ok = true;
   bool read_failed = false;
@@ -373,14 +376,19 @@ void RegisterRegistryCommands(CLI::App& app, CliContext& context, int* exit_code
     std::string ref;
     AccessFlags access;
     bool quiet = false;
+    bool skip_unpack = false;
   };
   auto pull_args = std::make_shared<PullArgs>();
   CLI::App* pull = app.add_subcommand("pull", "Pull an image from a registry");
   pull->add_option("ref", pull_args->ref, "host[:port]/repository[:tag|@digest]")->required();
   pull_args->access.Add(pull);
   pull->add_flag("-q,--quiet", pull_args->quiet, "No progress");
+  pull->add_flag("--skip-unpack", pull_args->skip_unpack,
+                 "Only download and verify the blobs; the first container (or `image unpack`) "
+                 "unpacks the layers");
   pull->callback([&context, exit_code, pull_args] {
-    *exit_code = Pull(context, pull_args->ref, pull_args->access, pull_args->quiet);
+    *exit_code =
+        Pull(context, pull_args->ref, pull_args->access, pull_args->quiet, pull_args->skip_unpack);
   });
 
   struct PushArgs {
@@ -439,12 +447,16 @@ void RegisterRegistryCommands(CLI::App& app, CliContext& context, int* exit_code
 
   auto load_input = std::make_shared<std::string>();
   auto load_quiet = std::make_shared<bool>(false);
+  auto load_skip_unpack = std::make_shared<bool>(false);
   CLI::App* load = app.add_subcommand(
       "load", "Load images from an OCI archive or layout, or a docker-save archive");
   load->add_option("-i,--input", *load_input, "File or directory (default: stdin)");
   load->add_flag("-q,--quiet", *load_quiet, "Print only image ids");
-  load->callback([&context, exit_code, load_input, load_quiet] {
-    *exit_code = Load(context, *load_input, *load_quiet);
+  load->add_flag("--skip-unpack", *load_skip_unpack,
+                 "Only store and verify the blobs; the first container (or `image unpack`) "
+                 "unpacks the layers");
+  load->callback([&context, exit_code, load_input, load_quiet, load_skip_unpack] {
+    *exit_code = Load(context, *load_input, *load_quiet, *load_skip_unpack);
   });
 }
 

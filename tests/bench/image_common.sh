@@ -39,8 +39,6 @@ make_layout() {
 }
 
 # A node-imaged of the bench's own (start_imaged NAME [BINARY]), its socket exported for nodectl.
-BASE_NODECTL=${BASE_NODECTL:-}
-BASE_NODE_IMAGED=${BASE_NODE_IMAGED:-}
 start_imaged() {
   local root=$WORK/node-$1 imaged=${2:-$NODE_IMAGED}
   "$imaged" --root "$root" --run-dir "$root.run" --log-level warning 2>"$root.log" &
@@ -51,14 +49,15 @@ start_imaged() {
 }
 stop_imaged() { kill "$IMAGED_PID"; wait "$IMAGED_PID" 2>/dev/null || true; IMAGED_PID=""; }
 
-# The caller's run_ours with BASE_NODECTL / BASE_NODE_IMAGED (another build) into $base.
-run_base() {
-  local kept=${ours:-}
-  start_imaged "base-$1" "$BASE_NODE_IMAGED"
-  run_ours "$BASE_NODECTL"
-  base=$ours
-  ours=$kept
-  stop_imaged
+# timed VAR COMMAND...: sets VAR to the seconds COMMAND takes, with the sync that makes its
+# writes durable (a sync before too, so that nobody else's writes are counted).
+timed() {
+  local var=$1 t0
+  shift
+  sync; t0=$(now)
+  "$@"
+  sync
+  printf -v "$var" '%s' "$(elapsed "$t0" "$(now)")"
 }
 
 # extract_layers DEST TAR_FLAGS FILE...: each layer file into DEST/<n>, all at once, as a
@@ -76,14 +75,16 @@ extract_layers() {
   wait "${pids[@]}"
 }
 
-# run_round ROUND PEER_FN: our build (the caller's run_ours on a fresh node-imaged) and the peer
-# (PEER_FN ROUND), in an order that alternates by round, and the base build when given, before
-# or after them, so that machine drift hits all alike.
+# run_round ROUND FN...: each FN (called with ROUND) once, in an order rotated by round, so
+# that machine drift hits all alike. Each FN uses fresh directories: nothing is deleted
+# during the rounds.
 run_round() {
-  local round=$1 peer_fn=$2  # Not "peer": the caller's PEER_FN may set a global of that name.
-  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 0 ]; then run_base "$round"; fi
-  start_imaged "$round"
-  if [ $((round % 2)) = 1 ]; then run_ours; "$peer_fn" "$round"; else "$peer_fn" "$round"; run_ours; fi
-  stop_imaged
-  if [ -n "$BASE_NODE_IMAGED" ] && [ $((round % 2)) = 1 ]; then run_base "$round"; fi
+  local round=$1 n i
+  shift
+  local -a fns=("$@")
+  n=${#fns[@]}
+  for ((i = 0; i < n; i++)); do "${fns[$(((i + round) % n))]}" "$round"; done
 }
+
+# ratio A B: A / B with two decimals.
+ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }

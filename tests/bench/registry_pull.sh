@@ -1,27 +1,27 @@
 #!/bin/bash
-# registry_pull.sh - `nodectl pull` of a large multi-layer image (made here from Debian
-# packages' files, pushed gzip-compressed with skopeo to Debian's docker-registry on loopback)
-# against its peers, side by side in each round:
+# registry_pull.sh - a large multi-layer image (made here from Debian packages' files, pushed
+# gzip-compressed with skopeo to Debian's docker-registry on loopback) pulled by nodeagent
+# beside skopeo and tar doing the same, side by side in each round, on fresh directories:
 #
-#   nodectl pull            download, verify (blob and diff id digests), unpack every layer,
-#                           keep the blobs, syncfs                                     (ours)
-#   skopeo copy             docker://... -> oci:DIR: download and verify blobs only, + sync
-#   skopeo copy + tar -x    the same, then `tar -xzf` of every layer (in parallel) + sync:
-#                           the same work as ours done by the usual tools
+#   pull --skip-unpack   `nodectl pull --skip-unpack`: download, verify and keep the blobs
+#     vs skopeo copy     docker://... -> oci:DIR: the same                               (target)
+#   image unpack         then `nodectl image unpack`: inflate, check diff ids, unpack
+#     vs tar -xz         `tar -xzf` of skopeo's layer blobs, in parallel                 (target)
+#   pull                 `nodectl pull` (a fresh node): download and unpack in one pass
+#     vs skopeo copy + tar -xz   the same work done by the usual tools
 #
-# Prints each time and the ratios ours/peer (< 1 means nodeagent is faster).
+# Every time includes a sync. Prints each time and the ratios ours/peer (< 1 means nodeagent
+# is faster).
 #
-# Nothing is deleted between or during the rounds: every round gets fresh directories (a new
-# node-imaged root, a new skopeo layout, a new tar directory) and all are removed at the end.
+# Nothing is deleted between or during the rounds: every round gets fresh directories (new
+# node-imaged roots, a new skopeo layout, a new tar directory) and all are removed at the end.
 # Reason: on ext4 without a journal (this project's CI machine) inode allocation skips inodes
 # freed in the last minute, one lookup each, so creating files right after deleting tens of
 # thousands is several times slower; whoever runs after a deletion pays for it.
 #
 # Needs root, a build (NODECTL=build/bin/nodectl, NODE_IMAGED=build/bin/node-imaged),
 # docker-registry, skopeo, curl, python3. Env: LAYERS (default usr/include usr/lib/gcc
-# usr/share/doc, about 500 MB of tar), ROUNDS (default 3). BASE_NODECTL and BASE_NODE_IMAGED
-# (optional): another build (say, before a change), pulled in the same rounds; its ratios and
-# ours/base are printed too.
+# usr/share/doc, about 500 MB of tar), ROUNDS (default 3).
 #
 # Usage: tests/bench/registry_pull.sh
 set -euo pipefail
@@ -81,48 +81,55 @@ sync
 sleep "${SETTLE_SECONDS:-0}"
 
 # --- rounds ---------------------------------------------------------------------------------
-run_ours() {
-  sync; local t0; t0=$(now)
-  "${1:-$NODECTL}" pull -q --plain-http "$REF" >/dev/null
-  ours=$(elapsed "$t0" "$(now)")
+ours_pull() {
+  start_imaged "pull-$1"
+  timed t_pull "$NODECTL" pull -q --plain-http "$REF" >/dev/null
+  stop_imaged
 }
-run_skopeo() {
+ours_fetch_then_unpack() {
+  start_imaged "lazy-$1"
+  timed t_fetch "$NODECTL" pull -q --skip-unpack --plain-http "$REF" >/dev/null
+  timed t_unpack "$NODECTL" image unpack "$REF" >/dev/null
+  stop_imaged
+}
+skopeo_layers() {  # skopeo_layers LAYOUT: the layer blob files of its one image
+  python3 - "$1" <<'PY'
+import json, sys
+d = sys.argv[1]
+m = json.load(open(f"{d}/index.json"))["manifests"][0]["digest"].split(":")[1]
+for l in json.load(open(f"{d}/blobs/sha256/{m}"))["layers"]:
+    print(f"{d}/blobs/sha256/" + l["digest"].split(":")[1])
+PY
+}
+peer_skopeo_tar() {
   local dir=$WORK/skopeo-$1
-  sync; local t0; t0=$(now)
-  skopeo copy -q --src-tls-verify=false "docker://$REF" "oci:$dir:v1"
-  sync; skopeo_only=$(elapsed "$t0" "$(now)")
-  local blob
-  local -a files=()
-  for blob in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join(l["digest"].split(":")[1] for l in m["layers"]))' \
-      "$dir/blobs/sha256/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"].split(":")[1])' "$dir/index.json")"); do
-    files+=("$dir/blobs/sha256/$blob")
-  done
-  extract_layers "$WORK/tarx-$1" -xzpf "${files[@]}"
-  sync; skopeo_tar=$(elapsed "$t0" "$(now)")
+  timed t_skopeo skopeo copy -q --src-tls-verify=false "docker://$REF" "oci:$dir:v1"
+  local -a files
+  mapfile -t files < <(skopeo_layers "$dir")
+  timed t_tar extract_layers "$WORK/tarx-$1" -xzpf "${files[@]}"
 }
 
-r_skopeo=()
-r_tar=()
-b_skopeo=()
-b_tar=()
-ours_base=()
+r_fetch=()
+r_unpack=()
+r_pull=()
+r_both=()
 for round in $(seq "$ROUNDS"); do
-  run_round "$round" run_skopeo
-  a=$(echo "$ours / $skopeo_only" | bc -l); b=$(echo "$ours / $skopeo_tar" | bc -l)
-  r_skopeo+=("$a"); r_tar+=("$b")
-  printf 'round %d: nodectl pull %.2fs   skopeo copy %.2fs (ratio %.2f)   skopeo copy + tar -xz %.2fs (ratio %.2f)\n' \
-    "$round" "$ours" "$skopeo_only" "$a" "$skopeo_tar" "$b"
-  if [ -n "$BASE_NODE_IMAGED" ]; then
-    b_skopeo+=("$(echo "$base / $skopeo_only" | bc -l)")
-    b_tar+=("$(echo "$base / $skopeo_tar" | bc -l)")
-    ours_base+=("$(echo "$ours / $base" | bc -l)")
-    printf '         base build pull %.2fs (ratio to skopeo %.2f, to skopeo + tar %.2f)   ours/base %.2f\n' \
-      "$base" "${b_skopeo[-1]}" "${b_tar[-1]}" "${ours_base[-1]}"
-  fi
+  run_round "$round" ours_pull ours_fetch_then_unpack peer_skopeo_tar
+  t_peer_both=$(echo "$t_skopeo + $t_tar" | bc -l)
+  t_ours_both=$(echo "$t_fetch + $t_unpack" | bc -l)
+  r_fetch+=("$(ratio "$t_fetch" "$t_skopeo")")
+  r_unpack+=("$(ratio "$t_unpack" "$t_tar")")
+  r_pull+=("$(ratio "$t_pull" "$t_peer_both")")
+  r_both+=("$(ratio "$t_ours_both" "$t_peer_both")")
+  printf 'round %d: pull --skip-unpack %.2fs  vs skopeo copy %.2fs: ratio %s\n' \
+    "$round" "$t_fetch" "$t_skopeo" "${r_fetch[-1]}"
+  printf '         image unpack %.2fs  vs tar -xz of the layers %.2fs: ratio %s\n' \
+    "$t_unpack" "$t_tar" "${r_unpack[-1]}"
+  printf '         pull %.2fs, pull --skip-unpack + image unpack %.2fs  vs skopeo copy + tar -xz %.2fs: ratios %s, %s\n' \
+    "$t_pull" "$t_ours_both" "$t_peer_both" "${r_pull[-1]}" "${r_both[-1]}"
 done
-printf 'median ratio nodectl pull / skopeo copy: %.2f (skopeo only downloads; we also unpack)\n' "$(median "${r_skopeo[@]}")"
-printf 'median ratio nodectl pull / (skopeo copy + tar -xz): %.2f\n' "$(median "${r_tar[@]}")"
-if [ -n "$BASE_NODE_IMAGED" ]; then
-  printf 'base build: median ratio to skopeo copy %.2f, to skopeo copy + tar -xz %.2f; median ours/base %.2f\n' \
-    "$(median "${b_skopeo[@]}")" "$(median "${b_tar[@]}")" "$(median "${ours_base[@]}")"
-fi
+echo "median ratios, nodeagent / peer (< 1: nodeagent faster):"
+printf '  download and verify (pull --skip-unpack / skopeo copy):       %.2f\n' "$(median "${r_fetch[@]}")"
+printf '  unpack the layers (image unpack / tar -xz):                   %.2f\n' "$(median "${r_unpack[@]}")"
+printf '  both in one pass (pull / skopeo copy + tar -xz):              %.2f\n' "$(median "${r_pull[@]}")"
+printf '  both in two steps (pull --skip-unpack + unpack / the same):   %.2f\n' "$(median "${r_both[@]}")"

@@ -578,6 +578,63 @@ TEST_F(ImageE2E, ABrokenPullKeepsNoCorruptBlob) {
   EXPECT_THAT(Nodectl({"images"}).out, Not(HasSubstr("corrupt")));
 }
 
+TEST_F(ImageE2E, SkipUnpackKeepsBlobsAndTheFirstContainerUnpacks) {
+  // An image the node does not have: a unique gzip layer with busybox in it, pushed, removed.
+  std::string ref = http_->host() + "/e2e/lazy:v1";
+  std::string src = base_ + "/lazy-root";
+  ASSERT_EQ(RunCommand({"sh", "-c",
+                        "mkdir -p " + src + "/bin && cp /bin/busybox " + src +
+                            "/bin/ && echo lazy-" + std::to_string(::getpid()) + " > " + src +
+                            "/lazy.txt && tar -C " + src + " -czf " + src + ".tar.gz ."})
+                .exit_code,
+            0);
+  ASSERT_EQ(Nodectl({"import", src + ".tar.gz", "lazy-src:v1"}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"push", "-q", "--plain-http", "lazy-src:v1", ref}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"rmi", "lazy-src:v1"}).exit_code, 0);
+  const std::string layers_before = RunCommand({"ls", ImageRoot() + "/layers"}).out;
+
+  CommandResult pull = Nodectl({"pull", "--skip-unpack", "--plain-http", ref});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_EQ(RunCommand({"ls", ImageRoot() + "/layers"}).out, layers_before);
+  EXPECT_THAT(Nodectl({"--format", "json", "images"}).out, HasSubstr(ref));
+  // proto3 JSON leaves out false: only unpacked images say "unpacked": true. Each image's
+  // JSON starts with its names.
+  auto unpacked = [&](const std::string& name) {
+    for (absl::string_view image :
+         absl::StrSplit(Nodectl({"--format", "json", "images"}).out, "\"names\"")) {
+      if (absl::StrContains(image, name)) return absl::StrContains(image, "\"unpacked\": true");
+    }
+    return false;
+  };
+  EXPECT_FALSE(unpacked(ref));
+
+  // The first container unpacks it.
+  CommandResult run = Nodectl({"run", "--rm", ref, "/bin/busybox", "cat", "/lazy.txt"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "lazy-" + std::to_string(::getpid()) + "\n");
+  EXPECT_TRUE(unpacked(ref));
+  EXPECT_NE(RunCommand({"ls", ImageRoot() + "/layers"}).out, layers_before);
+
+  // load --skip-unpack of the same image saved, then `image unpack`.
+  std::string archive = base_ + "/lazy.tar";
+  ASSERT_EQ(Nodectl({"save", "-o", archive, ref}).exit_code, 0);
+  ASSERT_EQ(Nodectl({"rmi", ref}).exit_code, 0);
+  EXPECT_EQ(RunCommand({"ls", ImageRoot() + "/layers"}).out, layers_before);
+  CommandResult load = Nodectl({"load", "--skip-unpack", "-i", archive});
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_FALSE(unpacked(ref));
+  CommandResult unpack = Nodectl({"image", "unpack", ref});
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.err;
+  EXPECT_THAT(unpack.out, ::testing::StartsWith("sha256:"));
+  EXPECT_TRUE(unpacked(ref));
+  CommandResult missing = Nodectl({"image", "unpack", "no-such-image:v9"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("no-such-image"));
+  ASSERT_EQ(Nodectl({"rmi", ref}).exit_code, 0);
+  EXPECT_EQ(RunCommand({"ls", ImageRoot() + "/layers"}).out, layers_before);
+  EXPECT_EQ(RunCommand({"ls", "-A", ImageRoot() + "/tmp"}).out, "");
+}
+
 TEST_F(ImageE2E, ContainerChangesDiffCommitHistoryExport) {
   // The exercise: install something, commit; remove it, commit; the image only grows.
   CommandResult started = Nodectl(

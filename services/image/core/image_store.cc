@@ -153,15 +153,12 @@ absl::Status ImageStore::Load() {
   }
   absl::MutexLock lock(&mu_);
   for (auto& [id, record] : index.images) {
-    bool layers_ok = std::all_of(record.layers.begin(), record.layers.end(),
-                                 [&](const std::string& l) { return index.layers.contains(l); });
     std::string blob = absl::StrCat(root_, "/blobs/sha256/", HexOf(id));
     absl::StatusOr<std::string> text = linux::ReadFile(blob);
     absl::StatusOr<OciImageConfig> config =
         text.ok() ? ParseOciConfig(*text) : absl::StatusOr<OciImageConfig>(text.status());
-    if (!layers_ok || !config.ok()) {
-      LogError("image %s unusable, dropped: %s", id,
-               layers_ok ? config.status().message() : "a layer is missing");
+    if (!config.ok()) {
+      LogError("image %s unusable, dropped: %s", id, config.status().message());
       dropped = true;
       continue;
     }
@@ -180,6 +177,18 @@ absl::Status ImageStore::Load() {
       } else {
         manifest = *std::move(parsed);
       }
+    }
+    // Each layer is unpacked, or its blob is stored to be unpacked on first use.
+    bool layers_ok = true;
+    for (size_t i = 0; i < record.layers.size() && layers_ok; ++i) {
+      layers_ok = index.layers.contains(record.layers[i]) ||
+                  (manifest && i < manifest->layers.size() &&
+                   linux::PathExists(BlobFile(manifest->layers[i].digest)));
+    }
+    if (!layers_ok) {
+      LogError("image %s unusable, dropped: a layer is missing", id);
+      dropped = true;
+      continue;
     }
     for (const std::string& name : record.names) names_[name] = id;
     ImageConfig run_config = config->config;
@@ -259,6 +268,14 @@ absl::StatusOr<LayerRecord> ImageStore::CommitLayer(const std::string& unpacked_
   return record;
 }
 
+absl::StatusOr<LayerRecord> ImageStore::FinishLayer(const std::string& work,
+                                                    const std::string& hex) {
+  NA_ASSIGN_OR_RETURN(int64_t size_bytes, linux::DiskUsage(work));
+  // Data first, then the rename that publishes it: after a crash a layer is whole or absent.
+  NA_RETURN_IF_ERROR(SyncFilesystemOf(work));
+  return CommitLayer(work, hex, size_bytes);
+}
+
 absl::StatusOr<std::string> ImageStore::WriteConfigBlob(const OciImageConfig& config) {
   std::string bytes = SerializeOciConfig(config);
   std::string hex = Sha256Hex(bytes);
@@ -288,14 +305,30 @@ Image ImageStore::ToImageLocked(const std::string& id, const StoredImage& stored
   image.created = stored.record.created;
   image.layers = stored.record.layers;
   image.config = stored.config;
+  ImageBytes bytes =
+      StoredBytes(stored.record.layers, stored.manifest ? &*stored.manifest : nullptr, layers_);
+  image.size_bytes = bytes.bytes;
+  image.unpacked = bytes.unpacked;
+  return image;
+}
+
+ImageStore::ImageBytes ImageStore::StoredBytes(
+    const std::vector<std::string>& diff_ids, const OciManifest* manifest,
+    const std::map<std::string, LayerRecord>& layers) const {
+  ImageBytes result;
   std::set<std::string> counted;
-  for (const std::string& layer : image.layers) {
-    auto it = layers_.find(layer);
-    if (it != layers_.end() && counted.insert(layer).second) {
-      image.size_bytes += it->second.size_bytes;
+  for (size_t i = 0; i < diff_ids.size(); ++i) {
+    if (!counted.insert(diff_ids[i]).second) continue;
+    if (auto it = layers.find(diff_ids[i]); it != layers.end()) {
+      result.bytes += it->second.size_bytes;
+      continue;
+    }
+    result.unpacked = false;
+    if (manifest != nullptr && i < manifest->layers.size()) {
+      result.bytes += manifest->layers[i].size;
     }
   }
-  return image;
+  return result;
 }
 
 std::vector<Image> ImageStore::ListImages() const {
@@ -338,7 +371,7 @@ absl::StatusOr<Image> ImageStore::ImportRootfsTar(absl::string_view name, const 
   absl::StatusOr<Image> image = PublishImage(names, SerializeOciConfig(oci), "", {*layer}, what);
   if (!image.ok()) return image.status();
   LogInfo("%s: image %s, layer %s (%d bytes on disk) in %s", what, image->id, layer->diff_id,
-          layer->record.size_bytes,
+          layer->record->size_bytes,
           absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))));
   return image;
 }
@@ -352,16 +385,31 @@ absl::StatusOr<PreparedSnapshot> ImageStore::PrepareSnapshot(absl::string_view k
   PreparedSnapshot prepared;
   prepared.upper_dir = absl::StrCat(dir, "/upper");
   std::vector<std::string> lower_dirs;
+  std::string id;
   {
     absl::ReaderMutexLock lock(&mu_);
     if (snapshots_.contains(std::string(key))) {
       return absl::AlreadyExistsError(absl::StrCat("snapshot \"", key, "\": already exists"));
     }
-    NA_ASSIGN_OR_RETURN(std::string id, ResolveLocked(image_ref));
-    prepared.image = ToImageLocked(id, images_.at(id));
+    NA_ASSIGN_OR_RETURN(id, ResolveLocked(image_ref));
+  }
+  // An image pulled or loaded without unpacking is unpacked by its first container.
+  NA_RETURN_IF_ERROR(UnpackMissingLayers(id, what));
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto stored = images_.find(id);
+    if (stored == images_.end()) {
+      return absl::NotFoundError(absl::StrCat(what, ": image ", id, " was removed meanwhile"));
+    }
+    prepared.image = ToImageLocked(id, stored->second);
     // overlayfs lists the topmost lower layer first.
     for (auto it = prepared.image.layers.rbegin(); it != prepared.image.layers.rend(); ++it) {
-      lower_dirs.push_back(absl::StrCat(root_, "/l/", layers_.at(*it).link));
+      auto layer = layers_.find(*it);
+      if (layer == layers_.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(what, ": layer ", *it, " of image ", id, " is not unpacked"));
+      }
+      lower_dirs.push_back(absl::StrCat(root_, "/l/", layer->second.link));
     }
   }
   Mount rootfs{

@@ -7,7 +7,9 @@
 //                                pulled or imported: gzip, zstd or plain tar), each
 //                                verified against its sha256 before it appears; the image
 //                                id is its config's digest
-//   <root>/layers/<hex>/         a layer unpacked, keyed by diff id, shared by every image
+//   <root>/layers/<hex>/         a layer unpacked, keyed by diff id, shared by every image;
+//                                absent until first use for an image imported without
+//                                unpacking (ImageImportSpec::unpack), whose blob is kept
 //   <root>/l/<link> -> ../layers/<hex>   short names that keep overlay's lowerdir short
 //   <root>/snapshots/<key>/      {upper,work}/ and snapshot.json for one container's rootfs
 //   <root>/tmp/                  work in progress; emptied at start
@@ -83,6 +85,11 @@ struct ImageImportSpec {
   // the store writes an OCI manifest from the layers.
   std::string manifest_bytes;
   std::vector<LayerSourceSpec> layers;
+  // false: keep only the layers' blobs, verified against their digests (like `skopeo copy`
+  // or containerd's fetch), and unpack them on first use (PrepareSnapshot, UnpackImage),
+  // which then checks the diff ids. A plain tar blob is checked against its diff id at once
+  // (it is its own digest). Layers unpacked already are used as they are.
+  bool unpack = true;
 };
 
 struct StoredManifest {
@@ -176,11 +183,18 @@ class ImageStore {
 
   // Loads every image of an OCI archive (tar of an OCI image layout) or a `docker save`
   // archive, streamed from `source` (plain or compressed).
-  absl::StatusOr<std::vector<Image>> LoadArchive(const ByteSource& source);
+  // `unpack` false keeps the layers as blobs only (see ImageImportSpec::unpack).
+  absl::StatusOr<std::vector<Image>> LoadArchive(const ByteSource& source, bool unpack = true);
   // Loads every image of an OCI image layout directory or an unpacked docker-save archive.
-  absl::StatusOr<std::vector<Image>> LoadDirectory(const std::string& dir);
+  absl::StatusOr<std::vector<Image>> LoadDirectory(const std::string& dir, bool unpack = true);
   // Writes `refs` as one OCI archive (with a docker-save manifest.json too) to `sink`.
   absl::Status SaveArchive(const std::vector<std::string>& refs, const ByteSink& sink);
+
+  // Unpacks the layers of an image stored without them (ImageImportSpec::unpack false), in
+  // parallel; a no-op for an unpacked image. A layer whose blob does not unpack (hostile
+  // entries, bad compression, a diff id other than the config's) is FAILED_PRECONDITION
+  // naming it; nothing of it is kept and the image stays as it was.
+  absl::StatusOr<Image> UnpackImage(absl::string_view ref);
 
   // The stored manifest of an image and its config.
   absl::StatusOr<StoredManifest> GetManifest(absl::string_view ref) const;
@@ -235,11 +249,11 @@ class ImageStore {
     std::optional<OciManifest> manifest;
   };
 
-  // A layer stored by StoreLayer.
+  // A layer stored by StoreLayer (unpacked) or StoreLayerBlob (record empty: only its blob).
   struct StoredLayer {
     std::string diff_id;
     Descriptor blob;
-    LayerRecord record;
+    std::optional<LayerRecord> record;
   };
 
   ImageStore(std::string root, FileLock lock, int64_t max_layer_bytes);
@@ -257,6 +271,21 @@ class ImageStore {
                                                  absl::string_view expected_diff_id,
                                                  const ProgressFn& progress,
                                                  const std::string& adopt_path);
+  // Keeps a layer's blob only (ImageImportSpec::unpack false): verified against `expected`
+  // (digest, size) and, for a plain tar, against `expected_diff_id`. A blob in a compression
+  // OCI has no media type for (bzip2, xz) is unpacked with StoreLayer instead.
+  absl::StatusOr<StoredLayer> StoreLayerBlob(const ByteSource& source, const Descriptor& expected,
+                                             absl::string_view expected_diff_id,
+                                             const ProgressFn& progress,
+                                             const std::string& adopt_path);
+  // Unpacks a stored blob as layer `diff_id` (checked unless the blob is the tar itself,
+  // verified when it was stored) and publishes the layer directory; the index is the
+  // caller's to update.
+  absl::StatusOr<LayerRecord> UnpackStoredLayer(const std::string& diff_id, const Descriptor& blob);
+  // Unpacks the layers of image `id` that are only blobs; `what` prefixes errors.
+  absl::Status UnpackMissingLayers(const std::string& id, absl::string_view what);
+  // Syncs and publishes an unpacked layer directory `work` (below tmp/) as layer `hex`.
+  absl::StatusOr<LayerRecord> FinishLayer(const std::string& work, const std::string& hex);
   // Writes a blob held in memory, verified against `expected` when set.
   absl::StatusOr<std::string> WriteBlob(absl::string_view bytes, absl::string_view expected);
   // Records an image whose layers are stored: config and manifest blobs, names, index.
@@ -278,10 +307,10 @@ class ImageStore {
   // `adopt`: the directory is the store's own scratch space, its blobs may be moved in.
   // `prefetch`: layers of the archive extracted to `dir` already unpacked, or null.
   absl::StatusOr<std::vector<Image>> LoadDirectoryImpl(const std::string& dir, bool adopt,
-                                                       LayerPrefetcher* prefetch);
-  absl::StatusOr<std::vector<Image>> LoadOciLayout(const std::string& dir, bool adopt,
+                                                       bool unpack, LayerPrefetcher* prefetch);
+  absl::StatusOr<std::vector<Image>> LoadOciLayout(const std::string& dir, bool adopt, bool unpack,
                                                    LayerPrefetcher* prefetch);
-  absl::StatusOr<std::vector<Image>> LoadDockerSave(const std::string& dir, bool adopt,
+  absl::StatusOr<std::vector<Image>> LoadDockerSave(const std::string& dir, bool adopt, bool unpack,
                                                     LayerPrefetcher* prefetch);
   std::string BlobFile(absl::string_view digest) const;
 
@@ -296,6 +325,14 @@ class ImageStore {
   // Stores the config blob; returns the image id.
   absl::StatusOr<std::string> WriteConfigBlob(const OciImageConfig& config);
   absl::Status WriteIndexLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Bytes an image's layers take (unpacked, or the blob of one not unpacked yet), counting
+  // a layer used twice once, and whether every layer is unpacked.
+  struct ImageBytes {
+    int64_t bytes = 0;
+    bool unpacked = true;
+  };
+  ImageBytes StoredBytes(const std::vector<std::string>& diff_ids, const OciManifest* manifest,
+                         const std::map<std::string, LayerRecord>& layers) const;
   absl::StatusOr<std::string> ResolveLocked(absl::string_view ref) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Image ToImageLocked(const std::string& id, const StoredImage& stored) const
@@ -308,6 +345,9 @@ class ImageStore {
   // Held shared by every import for its whole length and exclusively by garbage
   // collection, so that GC never removes a blob or layer an import just wrote. Taken before mu_.
   mutable absl::Mutex gc_mu_;
+  // Held by UnpackMissingLayers: one image's layers unpack at a time, never twice at once.
+  // Taken after gc_mu_, before mu_.
+  absl::Mutex unpack_mu_ ABSL_ACQUIRED_AFTER(gc_mu_) ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, StoredImage> images_ ABSL_GUARDED_BY(mu_);
   // "repository:tag" -> image id.

@@ -2,8 +2,6 @@
 // collection. Snapshot changes (diff, commit, export) are in image_store_changes.cc.
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -19,6 +17,7 @@
 #include "services/image/core/image_store.h"
 #include "services/image/core/layer_prefetch.h"
 #include "services/image/core/layer_unpack.h"
+#include "services/image/core/parallel.h"
 #include "services/image/core/reference.h"
 #include "services/image/core/tar_writer.h"
 
@@ -28,8 +27,6 @@ namespace {
 // Manifests, indexes and configs are small; anything bigger is hostile.
 constexpr int64_t kMaxMetadataBlobBytes = 4 << 20;
 constexpr int64_t kProgressStep = 1 << 20;
-// Layers fetched and unpacked at once by one import.
-constexpr size_t kParallelLayers = 3;
 
 std::string HexPart(absl::string_view digest) {
   absl::string_view hex = digest;
@@ -93,6 +90,32 @@ std::vector<std::string> NamesFromAnnotations(const std::map<std::string, std::s
     LogWarning("ignoring image name \"%s\": %s", it->second, name.status().message());
   }
   return {};
+}
+
+// Checks a layer's blob (digest, size) against its manifest descriptor and its uncompressed
+// tar against the config's diff id; an empty expectation is not checked.
+absl::Status CheckLayerDigests(const Descriptor& expected, absl::string_view digest, int64_t size,
+                               absl::string_view expected_diff_id, absl::string_view diff_id) {
+  if (expected.size > 0 && size != expected.size) {
+    return absl::InvalidArgumentError(absl::StrCat("blob ", expected.digest, ": ", size,
+                                                   " bytes, the manifest says ", expected.size));
+  }
+  if (!expected.digest.empty() && digest != expected.digest) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("blob digest mismatch: expected ", expected.digest, ", got ", digest));
+  }
+  if (!expected_diff_id.empty() && diff_id != expected_diff_id) {
+    return absl::InvalidArgumentError(absl::StrCat("uncompressed layer has digest ", diff_id,
+                                                   ", the image config says ", expected_diff_id));
+  }
+  return absl::OkStatus();
+}
+
+// Moves a verified blob file (below the store's tmp/) into the content store; the same blob
+// stored already is kept.
+absl::Status AdoptBlob(const std::string& path, const std::string& blob_file) {
+  absl::Status moved = RenameNoReplace(path, blob_file);
+  return absl::IsAlreadyExists(moved) ? absl::OkStatus() : moved;
 }
 
 // The descriptor of a layer just committed to the store (the manifest's media type, or the
@@ -188,34 +211,20 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayer(const ByteSource&
   NA_ASSIGN_OR_RETURN(UnpackedLayer unpacked, UnpackLayer(source, work, options));
 
   const std::string diff_id = Sha256Digest(unpacked.diff_id_hex);
+  const std::string digest = Sha256Digest(unpacked.blob_digest_hex);
   const int64_t stored_size = blob_size();
-  if (expected.size > 0 && stored_size != expected.size) {
-    return absl::InvalidArgumentError(absl::StrCat("blob ", expected.digest, ": ", stored_size,
-                                                   " bytes, the manifest says ", expected.size));
-  }
-  if (!expected_diff_id.empty() && diff_id != expected_diff_id) {
-    return absl::InvalidArgumentError(absl::StrCat("uncompressed layer has digest ", diff_id,
-                                                   ", the image config says ", expected_diff_id));
-  }
-  NA_ASSIGN_OR_RETURN(int64_t size_bytes, linux::DiskUsage(work));
-  // Data first, then the renames that publish it: after a crash a layer is whole or absent.
-  NA_RETURN_IF_ERROR(SyncFilesystemOf(work));
-  std::string digest;
-  if (blob) {
-    NA_ASSIGN_OR_RETURN(
-        digest, blob->PublishHashed(absl::StrCat(root_, "/blobs/sha256"),
-                                    Sha256Digest(unpacked.blob_digest_hex), expected.digest));
-  } else {
-    digest = Sha256Digest(unpacked.blob_digest_hex);
-    if (!expected.digest.empty() && digest != expected.digest) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("blob digest mismatch: expected ", expected.digest, ", got ", digest));
-    }
-    absl::Status moved = RenameNoReplace(adopt_path, BlobFile(digest));
-    if (!moved.ok() && !absl::IsAlreadyExists(moved)) return moved;
-  }
-  NA_ASSIGN_OR_RETURN(LayerRecord record, CommitLayer(work, unpacked.diff_id_hex, size_bytes));
+  NA_RETURN_IF_ERROR(CheckLayerDigests(expected, digest, stored_size, expected_diff_id, diff_id));
+  // The layer (synced, and the blob with it) first, then the blob's rename: after a crash
+  // a layer and a blob are whole or absent.
+  NA_ASSIGN_OR_RETURN(LayerRecord record, FinishLayer(work, unpacked.diff_id_hex));
   std::move(remove_work).Cancel();
+  if (blob) {
+    NA_RETURN_IF_ERROR(
+        blob->PublishHashed(absl::StrCat(root_, "/blobs/sha256"), digest, expected.digest)
+            .status());
+  } else {
+    NA_RETURN_IF_ERROR(AdoptBlob(adopt_path, BlobFile(digest)));
+  }
   return StoredLayer{
       diff_id, CommittedLayerDescriptor(unpacked, expected, digest, stored_size, progress), record};
 }
@@ -234,28 +243,188 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StorePreparedLayer(
   const std::string diff_id = Sha256Digest(unpacked.diff_id_hex);
   const std::string digest = Sha256Digest(unpacked.blob_digest_hex);
   const int64_t stored_size = unpacked.input_bytes;
-  if (expected.size > 0 && stored_size != expected.size) {
-    return absl::InvalidArgumentError(absl::StrCat("blob ", expected.digest, ": ", stored_size,
-                                                   " bytes, the manifest says ", expected.size));
-  }
-  if (!expected.digest.empty() && digest != expected.digest) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("blob digest mismatch: expected ", expected.digest, ", got ", digest));
-  }
-  if (!expected_diff_id.empty() && diff_id != expected_diff_id) {
-    return absl::InvalidArgumentError(absl::StrCat("uncompressed layer has digest ", diff_id,
-                                                   ", the image config says ", expected_diff_id));
-  }
-  NA_ASSIGN_OR_RETURN(int64_t size_bytes, linux::DiskUsage(work));
-  // Data first, then the renames that publish it: after a crash a layer is whole or absent.
-  NA_RETURN_IF_ERROR(SyncFilesystemOf(work));
-  absl::Status moved = RenameNoReplace(adopt_path, BlobFile(digest));
-  if (!moved.ok() && !absl::IsAlreadyExists(moved)) return moved;
-  NA_ASSIGN_OR_RETURN(LayerRecord record, CommitLayer(work, unpacked.diff_id_hex, size_bytes));
+  NA_RETURN_IF_ERROR(CheckLayerDigests(expected, digest, stored_size, expected_diff_id, diff_id));
+  NA_ASSIGN_OR_RETURN(LayerRecord record, FinishLayer(work, unpacked.diff_id_hex));
   std::move(remove_work).Cancel();
+  NA_RETURN_IF_ERROR(AdoptBlob(adopt_path, BlobFile(digest)));
   LogDebug("layer %s: unpacked while its archive streamed in", diff_id);
   return StoredLayer{
       diff_id, CommittedLayerDescriptor(unpacked, expected, digest, stored_size, progress), record};
+}
+
+// --- Layers kept as blobs and unpacked on first use ----------------------------------------
+
+absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayerBlob(
+    const ByteSource& source, const Descriptor& expected, absl::string_view expected_diff_id,
+    const ProgressFn& progress, const std::string& adopt_path) {
+  NA_ASSIGN_OR_RETURN(absl::string_view first, source());
+  // A copy: the source may reuse its buffer for the next chunk.
+  const std::string head(first);
+  const LayerCompression compression = SniffCompression(head);
+  constexpr size_t kTarMagicOffset = 257;
+  const bool plain_tar = compression == LayerCompression::kNone &&
+                         head.size() >= kTarMagicOffset + 5 &&
+                         head.compare(kTarMagicOffset, 5, "ustar") == 0;
+  if (compression == LayerCompression::kNone && !plain_tar) {
+    // bzip2, xz or no tar at all: StoreLayer keeps such a layer as its decompressed tar (OCI
+    // has no media type for it) or says what is wrong with it, now.
+    bool replayed = false;
+    ByteSource replay = [&]() -> absl::StatusOr<absl::string_view> {
+      if (replayed) return source();
+      replayed = true;
+      return absl::string_view(head);
+    };
+    return StoreLayer(replay, expected, expected_diff_id, progress, adopt_path);
+  }
+
+  std::optional<BlobWriter> writer;  // Unset for an adopted file, which is only hashed.
+  Sha256 adopted_hash;
+  if (adopt_path.empty()) {
+    NA_ASSIGN_OR_RETURN(BlobWriter created, BlobWriter::Create(absl::StrCat(root_, "/tmp")));
+    writer.emplace(std::move(created));
+  }
+  int64_t size = 0;
+  auto take = [&](absl::string_view data) -> absl::Status {
+    size += static_cast<int64_t>(data.size());
+    if (max_layer_bytes_ > 0 && size > max_layer_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "blob ", expected.digest, ": over the limit of ", max_layer_bytes_, " bytes"));
+    }
+    if (!writer) {
+      adopted_hash.Update(data);
+      return absl::OkStatus();
+    }
+    return writer->Write(data);
+  };
+  NA_RETURN_IF_ERROR(take(head));
+  for (;;) {
+    NA_ASSIGN_OR_RETURN(absl::string_view chunk, source());
+    if (chunk.empty()) break;
+    NA_RETURN_IF_ERROR(take(chunk));
+  }
+  const std::string digest = writer ? writer->Finish() : Sha256Digest(adopted_hash.FinishHex());
+  // A plain tar is its own diff id: checked now. A compressed one is checked when unpacked.
+  NA_RETURN_IF_ERROR(
+      CheckLayerDigests(expected, digest, size, plain_tar ? expected_diff_id : "", digest));
+  // The bytes reach the disk before the blob appears under its digest.
+  NA_RETURN_IF_ERROR(SyncFilesystemOf(absl::StrCat(root_, "/tmp")));
+  if (writer) {
+    NA_RETURN_IF_ERROR(writer->Publish(absl::StrCat(root_, "/blobs/sha256"), digest).status());
+  } else {
+    NA_RETURN_IF_ERROR(AdoptBlob(adopt_path, BlobFile(digest)));
+  }
+  Descriptor blob;
+  blob.media_type =
+      expected.media_type.empty() ? OciLayerMediaType(compression) : expected.media_type;
+  blob.digest = digest;
+  blob.size = size;
+  if (progress) progress({digest, size, size, "done"});
+  return StoredLayer{std::string(expected_diff_id), std::move(blob), std::nullopt};
+}
+
+absl::StatusOr<LayerRecord> ImageStore::UnpackStoredLayer(const std::string& diff_id,
+                                                          const Descriptor& blob) {
+  NA_ASSIGN_OR_RETURN(ByteSource source, OpenFileSource(BlobFile(blob.digest)));
+  NA_ASSIGN_OR_RETURN(std::string work, MakeTempDir(absl::StrCat(root_, "/tmp"), "layer-"));
+  absl::Cleanup remove_work = [&work] {
+    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
+      LogWarning("remove \"%s\": %s", work, s.message());
+    }
+  };
+  NA_RETURN_IF_ERROR(ChangeMode(work, 0755));
+  UnpackOptions options;
+  options.allow_device_nodes = RunningAsRoot();
+  options.max_tar_bytes = max_layer_bytes_;
+  // A blob that is the tar itself matched the diff id when it was stored: not hashed again.
+  options.compute_diff_id = blob.digest != diff_id;
+  NA_ASSIGN_OR_RETURN(UnpackedLayer unpacked, UnpackLayer(source, work, options));
+  if (options.compute_diff_id) {
+    NA_RETURN_IF_ERROR(CheckLayerDigests({}, "", 0, diff_id, Sha256Digest(unpacked.diff_id_hex)));
+  }
+  NA_ASSIGN_OR_RETURN(LayerRecord record, FinishLayer(work, HexPart(diff_id)));
+  std::move(remove_work).Cancel();
+  return record;
+}
+
+absl::Status ImageStore::UnpackMissingLayers(const std::string& id, absl::string_view what) {
+  struct Missing {
+    std::string diff_id;
+    Descriptor blob;
+  };
+  auto find_missing = [&]() -> absl::StatusOr<std::vector<Missing>> {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = images_.find(id);
+    if (it == images_.end()) {
+      return absl::NotFoundError(absl::StrCat(what, ": image ", id, " was removed meanwhile"));
+    }
+    const StoredImage& stored = it->second;
+    std::vector<Missing> missing;
+    std::set<std::string> seen;
+    for (size_t i = 0; i < stored.record.layers.size(); ++i) {
+      const std::string& diff_id = stored.record.layers[i];
+      if (layers_.contains(diff_id) || !seen.insert(diff_id).second) continue;
+      if (!stored.manifest || i >= stored.manifest->layers.size()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(what, ": layer ", diff_id, " of image ", id, " is not stored"));
+      }
+      missing.push_back({diff_id, stored.manifest->layers[i]});
+    }
+    return missing;
+  };
+  NA_ASSIGN_OR_RETURN(std::vector<Missing> missing, find_missing());
+  if (missing.empty()) return absl::OkStatus();
+  absl::ReaderMutexLock gc(&gc_mu_);
+  absl::MutexLock one_image_at_a_time(&unpack_mu_);
+  // Another request may have unpacked them while this one waited.
+  NA_ASSIGN_OR_RETURN(missing, find_missing());
+  if (missing.empty()) return absl::OkStatus();
+  const absl::Time start = absl::Now();
+  std::vector<absl::StatusOr<LayerRecord>> records(missing.size(), absl::UnknownError("not run"));
+  ForEachInParallel(missing.size(), kParallelLayers, [&](size_t i) {
+    records[i] = UnpackStoredLayer(missing[i].diff_id, missing[i].blob);
+  });
+
+  absl::MutexLock lock(&mu_);
+  // Layers that did unpack are kept (each is whole and checked) even when another failed.
+  auto layers = layers_;
+  absl::Status first_error;
+  for (size_t i = 0; i < missing.size(); ++i) {
+    if (records[i].ok()) {
+      layers.try_emplace(missing[i].diff_id, *records[i]);
+    } else if (first_error.ok()) {
+      // The request was fine; the image's stored content is what does not unpack.
+      absl::Status status = records[i].status();
+      if (absl::IsInvalidArgument(status)) {
+        status = absl::FailedPreconditionError(status.message());
+      }
+      first_error = Annotate(status, absl::StrCat(what, ": image ", id.substr(0, 19), ": layer ",
+                                                  missing[i].blob.digest, " does not unpack"));
+    }
+  }
+  std::swap(layers, layers_);
+  if (absl::Status s = WriteIndexLocked(); !s.ok()) {
+    std::swap(layers, layers_);
+    return Annotate(s, what);
+  }
+  if (!first_error.ok()) return first_error;
+  LogInfo("%s: image %s: %d layers unpacked in %s", what, id, missing.size(),
+          absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Image> ImageStore::UnpackImage(absl::string_view ref) {
+  const std::string what = absl::StrCat("unpack image \"", ref, "\"");
+  std::string id;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    absl::StatusOr<std::string> resolved = ResolveLocked(ref);
+    if (!resolved.ok()) return Annotate(resolved.status(), what);
+    id = *resolved;
+  }
+  NA_RETURN_IF_ERROR(UnpackMissingLayers(id, what));
+  absl::StatusOr<Image> image = GetImage(id);
+  if (!image.ok()) return Annotate(image.status(), what);
+  return image;
 }
 
 absl::StatusOr<Image> ImageStore::PublishImage(const std::vector<std::string>& names,
@@ -290,22 +459,22 @@ absl::StatusOr<Image> ImageStore::PublishImage(const std::vector<std::string>& n
   auto images = images_;
   auto names_copy = names_;
   auto layers_copy = layers_;
-  for (const StoredLayer& layer : layers) layers_copy.try_emplace(layer.diff_id, layer.record);
-  for (const std::string& diff_id : oci->diff_ids) {
-    if (!layers_copy.contains(diff_id)) {
-      return absl::InternalError(absl::StrCat(what, ": layer ", diff_id, " is not stored"));
+  for (const StoredLayer& layer : layers) {
+    if (layer.record) layers_copy.try_emplace(layer.diff_id, *layer.record);
+  }
+  for (size_t i = 0; i < oci->diff_ids.size(); ++i) {
+    if (!layers_copy.contains(oci->diff_ids[i]) &&
+        (i >= manifest->layers.size() ||
+         !linux::PathExists(BlobFile(manifest->layers[i].digest)))) {
+      return absl::InternalError(
+          absl::StrCat(what, ": layer ", oci->diff_ids[i], " is not stored"));
     }
   }
   StoredImage& stored = images[*id];
   stored.record.created = oci->created;
   stored.record.layers = oci->diff_ids;
   stored.record.manifest = *manifest_digest;
-  stored.record.size_bytes = 0;
-  std::set<std::string> counted;
-  for (const std::string& diff_id : oci->diff_ids) {
-    if (counted.insert(diff_id).second)
-      stored.record.size_bytes += layers_copy.at(diff_id).size_bytes;
-  }
+  stored.record.size_bytes = StoredBytes(oci->diff_ids, &*manifest, layers_copy).bytes;
   stored.config = oci->config;
   stored.oci = *oci;
   stored.manifest = *manifest;
@@ -376,47 +545,47 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
     const std::string which =
         absl::StrCat("layer ", i + 1, "/", count, layer.descriptor.digest.empty() ? "" : " ",
                      layer.descriptor.digest);
+    auto done = [&](absl::StatusOr<StoredLayer> one) {
+      results[i] = one.ok() ? std::move(one) : Annotate(one.status(), which);
+    };
+    bool blob_stored = false;
     {
       absl::ReaderMutexLock lock(&mu_);
-      if (auto it = layers_.find(diff_id); it != layers_.end() &&
-                                           !layer.descriptor.digest.empty() &&
-                                           linux::PathExists(BlobFile(layer.descriptor.digest))) {
-        results[i] = StoredLayer{diff_id, layer.descriptor, it->second};
+      auto it = layers_.find(diff_id);
+      blob_stored =
+          !layer.descriptor.digest.empty() && linux::PathExists(BlobFile(layer.descriptor.digest));
+      if (blob_stored && (it != layers_.end() || !spec.unpack)) {
+        results[i] = StoredLayer{diff_id, layer.descriptor,
+                                 it != layers_.end() ? std::optional(it->second) : std::nullopt};
         if (serialized) {
           serialized(
               {layer.descriptor.digest, layer.descriptor.size, layer.descriptor.size, "exists"});
         }
         return;
       }
-      created[i] = !layers_.contains(diff_id);
+      created[i] = it == layers_.end();
+    }
+    if (blob_stored) {
+      // Stored earlier without unpacking: unpacked from the store, not fetched again.
+      absl::StatusOr<LayerRecord> record = UnpackStoredLayer(diff_id, layer.descriptor);
+      if (!record.ok()) return done(record.status());
+      if (serialized) {
+        serialized({layer.descriptor.digest, layer.descriptor.size, layer.descriptor.size, "done"});
+      }
+      return done(StoredLayer{diff_id, layer.descriptor, *record});
     }
     if (layer.prepared != nullptr && !layer.adopt_path.empty() && layer.prepared->Claim()) {
-      absl::StatusOr<StoredLayer> one = StorePreparedLayer(*layer.prepared, layer.descriptor,
-                                                           diff_id, serialized, layer.adopt_path);
-      results[i] =
-          one.ok() ? std::move(one) : absl::StatusOr<StoredLayer>(Annotate(one.status(), which));
-      return;
+      return done(StorePreparedLayer(*layer.prepared, layer.descriptor, diff_id, serialized,
+                                     layer.adopt_path));
     }
     absl::StatusOr<ByteSource> source = layer.open();
-    if (!source.ok()) {
-      results[i] = Annotate(source.status(), which);
-      return;
+    if (!source.ok()) return done(source.status());
+    if (!spec.unpack) {
+      return done(StoreLayerBlob(*source, layer.descriptor, diff_id, serialized, layer.adopt_path));
     }
-    absl::StatusOr<StoredLayer> one =
-        StoreLayer(*source, layer.descriptor, diff_id, serialized, layer.adopt_path);
-    results[i] =
-        one.ok() ? std::move(one) : absl::StatusOr<StoredLayer>(Annotate(one.status(), which));
+    done(StoreLayer(*source, layer.descriptor, diff_id, serialized, layer.adopt_path));
   };
-  const size_t workers = std::min<size_t>(count, kParallelLayers);
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) {
-    threads.emplace_back([&] {
-      for (size_t i = next++; i < count; i = next++) work(i);
-    });
-  }
-  for (size_t i = next++; i < count; i = next++) work(i);
-  for (std::thread& t : threads) t.join();
+  ForEachInParallel(count, kParallelLayers, work);
 
   std::vector<StoredLayer> stored;
   std::set<std::string> new_layers;
@@ -445,19 +614,23 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
   return image;
 }
 
-absl::StatusOr<std::vector<Image>> ImageStore::LoadArchive(const ByteSource& source) {
+absl::StatusOr<std::vector<Image>> ImageStore::LoadArchive(const ByteSource& source, bool unpack) {
   NA_ASSIGN_OR_RETURN(std::string dir, MakeTempDir(absl::StrCat(root_, "/tmp"), "load-"));
   absl::Cleanup remove_dir = [&dir] {
     if (absl::Status s = linux::RemoveTree(dir); !s.ok()) {
       LogWarning("remove \"%s\": %s", dir, s.message());
     }
   };
-  // The layers are unpacked while the archive still streams in (see layer_prefetch.h).
-  UnpackOptions layer_options;
-  layer_options.allow_device_nodes = RunningAsRoot();
-  layer_options.max_tar_bytes = max_layer_bytes_;
-  layer_options.start_writeback = true;
-  LayerPrefetcher prefetch(absl::StrCat(root_, "/tmp"), layer_options, kParallelLayers);
+  // The layers are unpacked while the archive still streams in (see layer_prefetch.h),
+  // unless they are to be kept as blobs only.
+  std::optional<LayerPrefetcher> prefetch;
+  if (unpack) {
+    UnpackOptions layer_options;
+    layer_options.allow_device_nodes = RunningAsRoot();
+    layer_options.max_tar_bytes = max_layer_bytes_;
+    layer_options.start_writeback = true;
+    prefetch.emplace(absl::StrCat(root_, "/tmp"), layer_options, kParallelLayers);
+  }
   UnpackOptions options;
   options.convert_whiteouts = false;
   options.allow_device_nodes = false;
@@ -465,33 +638,37 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadArchive(const ByteSource& sou
   // Only a container of files: its own digest is of no use.
   options.compute_diff_id = false;
   options.start_writeback = true;
-  options.on_entry_start = [&prefetch](const ExtractedEntry& e) { prefetch.OnEntryStart(e); };
-  options.on_entry_data = [&prefetch](int64_t written) { prefetch.OnEntryData(written); };
-  options.on_entry_end = [&prefetch] { prefetch.OnEntryEnd(); };
+  if (prefetch) {
+    options.on_entry_start = [&prefetch](const ExtractedEntry& e) { prefetch->OnEntryStart(e); };
+    options.on_entry_data = [&prefetch](int64_t written) { prefetch->OnEntryData(written); };
+    options.on_entry_end = [&prefetch] { prefetch->OnEntryEnd(); };
+  }
   absl::StatusOr<UnpackedLayer> unpacked = UnpackLayer(source, dir, options);
   LogDebug("load archive: %d entries received", unpacked.ok() ? unpacked->entries : -1);
-  prefetch.Finish(unpacked.ok());
+  if (prefetch) prefetch->Finish(unpacked.ok());
   if (!unpacked.ok()) return Annotate(unpacked.status(), "load archive");
-  return LoadDirectoryImpl(dir, /*adopt=*/true, &prefetch);
+  return LoadDirectoryImpl(dir, /*adopt=*/true, unpack, prefetch ? &*prefetch : nullptr);
 }
 
-absl::StatusOr<std::vector<Image>> ImageStore::LoadDirectory(const std::string& dir) {
-  return LoadDirectoryImpl(dir, /*adopt=*/false, nullptr);
+absl::StatusOr<std::vector<Image>> ImageStore::LoadDirectory(const std::string& dir, bool unpack) {
+  return LoadDirectoryImpl(dir, /*adopt=*/false, unpack, nullptr);
 }
 
 absl::StatusOr<std::vector<Image>> ImageStore::LoadDirectoryImpl(const std::string& dir, bool adopt,
+                                                                 bool unpack,
                                                                  LayerPrefetcher* prefetch) {
   if (linux::PathExists(absl::StrCat(dir, "/index.json"))) {
-    return LoadOciLayout(dir, adopt, prefetch);
+    return LoadOciLayout(dir, adopt, unpack, prefetch);
   }
   if (linux::PathExists(absl::StrCat(dir, "/manifest.json"))) {
-    return LoadDockerSave(dir, adopt, prefetch);
+    return LoadDockerSave(dir, adopt, unpack, prefetch);
   }
   return absl::InvalidArgumentError(
       "load: neither an OCI image layout (index.json) nor a docker-save archive (manifest.json)");
 }
 
 absl::StatusOr<std::vector<Image>> ImageStore::LoadOciLayout(const std::string& dir, bool adopt,
+                                                             bool unpack,
                                                              LayerPrefetcher* prefetch) {
   constexpr absl::string_view kWhat = "load OCI layout";
   absl::StatusOr<std::string> layout = ReadUntrusted(dir, "oci-layout");
@@ -524,6 +701,7 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadOciLayout(const std::string& 
     ImageImportSpec spec;
     spec.names = names;
     spec.config_bytes = *config;
+    spec.unpack = unpack;
     spec.manifest_bytes = *manifest_text;
     for (const Descriptor& layer : manifest->layers) {
       NA_RETURN_IF_ERROR(Annotate(LayerCompressionOf(layer.media_type).status(), kWhat));
@@ -543,6 +721,7 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadOciLayout(const std::string& 
 }
 
 absl::StatusOr<std::vector<Image>> ImageStore::LoadDockerSave(const std::string& dir, bool adopt,
+                                                              bool unpack,
                                                               LayerPrefetcher* prefetch) {
   constexpr absl::string_view kWhat = "load docker-save archive";
   absl::StatusOr<std::string> text = ReadUntrusted(dir, "manifest.json");
@@ -558,6 +737,7 @@ absl::StatusOr<std::vector<Image>> ImageStore::LoadDockerSave(const std::string&
     if (!config.ok()) return Annotate(config.status(), absl::StrCat(kWhat, ": config"));
     ImageImportSpec spec;
     spec.config_bytes = *config;
+    spec.unpack = unpack;
     for (const std::string& tag : entry.repo_tags) {
       absl::StatusOr<ImageName> name = ParseImageName(tag);
       if (name.ok()) {

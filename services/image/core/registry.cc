@@ -15,7 +15,8 @@ constexpr int64_t kMaxConfigBytes = 4 << 20;
 }  // namespace
 
 absl::StatusOr<PullResult> PullImage(ImageStore& store, absl::string_view ref,
-                                     const RegistryOptions& options, const ProgressFn& progress) {
+                                     const RegistryOptions& options, const ProgressFn& progress,
+                                     bool unpack) {
   const std::string what = absl::StrCat("pull \"", ref, "\"");
   absl::StatusOr<RegistryReference> parsed = ParseRegistryReference(ref);
   if (!parsed.ok()) return Annotate(parsed.status(), what);
@@ -59,6 +60,7 @@ absl::StatusOr<PullResult> PullImage(ImageStore& store, absl::string_view ref,
   if (!parsed->tag.empty()) spec.names.push_back(parsed->Name());
   spec.config_bytes = *config;
   spec.manifest_bytes = manifest.bytes;
+  spec.unpack = unpack;
   const std::string repository = parsed->repository;
   // Layers download in parallel: their progress reports are serialized here.
   auto progress_mu = std::make_shared<absl::Mutex>();

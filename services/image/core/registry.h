@@ -18,8 +18,10 @@ struct PullResult {
   Image image;
   std::string manifest_digest;
 };
+// `unpack` false keeps the layers as verified blobs (ImageImportSpec::unpack).
 absl::StatusOr<PullResult> PullImage(ImageStore& store, absl::string_view ref,
-                                     const RegistryOptions& options, const ProgressFn& progress);
+                                     const RegistryOptions& options, const ProgressFn& progress,
+                                     bool unpack = true);
 
 // Pushes the stored image `image_ref` as `ref`; blobs the registry has are not uploaded.
 // Returns the manifest digest.

@@ -120,8 +120,9 @@ absl::StatusOr<StoreIndex> ParseStoreIndex(absl::string_view text) {
       image.names.insert(name.get<std::string>());
     }
     for (const Json& layer : *image_layers) {
-      if (!layer.is_string() || !index.layers.contains(layer.get<std::string>())) {
-        return Corrupt(what, "a layer has no record");
+      // A layer without a record is one kept only as its blob, unpacked on first use.
+      if (!layer.is_string() || !ParseSha256Digest(layer.get<std::string>()).ok()) {
+        return Corrupt(what, "a layer is not a sha256 digest");
       }
       image.layers.push_back(layer.get<std::string>());
     }

@@ -33,8 +33,12 @@ struct Image {
   std::vector<std::string> names;
   // "sha256:<hex>" of the image's OCI config JSON.
   std::string id;
-  // Bytes stored on disk for this image's (unique) unpacked layers.
+  // Bytes stored on disk for this image's (unique) unpacked layers; a layer not unpacked yet
+  // counts its blob's bytes.
   int64_t size_bytes = 0;
+  // false while a layer is only stored as its blob (pulled or loaded without unpacking); the
+  // first container (or UnpackImage) unpacks it.
+  bool unpacked = true;
   absl::Time created = absl::UnixEpoch();
   // Layer diff ids ("sha256:<hex>" of each uncompressed layer tar), lowest first.
   std::vector<std::string> layers;

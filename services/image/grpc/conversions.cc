@@ -26,6 +26,7 @@ void ToProto(const Image& image, v1::Image* out) {
   out->mutable_names()->Assign(image.names.begin(), image.names.end());
   out->set_id(image.id);
   out->set_size_bytes(image.size_bytes);
+  out->set_unpacked(image.unpacked);
   out->set_created_unix(absl::ToUnixSeconds(image.created));
   out->mutable_layers()->Assign(image.layers.begin(), image.layers.end());
   ToProto(image.config, out->mutable_config());

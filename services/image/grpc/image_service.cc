@@ -140,14 +140,21 @@ grpc::Status ImageServiceImpl::LoadImage(grpc::ServerContext* context,
                                          grpc::ServerReader<v1::LoadImageRequest>* reader,
                                          v1::LoadImageResponse* response) {
   v1::LoadImageRequest message;
+  // The first message says how to load; it may carry the first chunk too.
+  bool first_pending = reader->Read(&message);
+  const bool unpack = !(first_pending && message.skip_unpack());
   ByteSource source = [&]() -> absl::StatusOr<absl::string_view> {
+    if (first_pending) {
+      first_pending = false;
+      if (!message.chunk().empty()) return absl::string_view(message.chunk());
+    }
     while (reader->Read(&message)) {
       if (!message.chunk().empty()) return absl::string_view(message.chunk());
     }
     if (context->IsCancelled()) return absl::CancelledError("the client cancelled the upload");
     return absl::string_view();
   };
-  absl::StatusOr<std::vector<Image>> images = store_->LoadArchive(source);
+  absl::StatusOr<std::vector<Image>> images = store_->LoadArchive(source, unpack);
   if (!images.ok()) return ToGrpcStatus(images.status());
   for (const Image& image : *images) ToProto(image, response->add_images());
   return grpc::Status::OK;
@@ -179,13 +186,23 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext* context,
     writer->Write(message);
   };
   absl::StatusOr<PullResult> pulled =
-      image::PullImage(*store_, request->ref(), Access(request->access()), progress);
+      image::PullImage(*store_, request->ref(), Access(request->access()), progress,
+                       /*unpack=*/!request->skip_unpack());
   if (!pulled.ok()) return ToGrpcStatus(pulled.status());
   v1::PullImageResponse last;
   ToProto(pulled->image, last.mutable_image());
   last.set_manifest_digest(pulled->manifest_digest);
   last.set_action("pulled");
   writer->Write(last);
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::UnpackImage(grpc::ServerContext* /*context*/,
+                                           const v1::UnpackImageRequest* request,
+                                           v1::UnpackImageResponse* response) {
+  absl::StatusOr<Image> image = store_->UnpackImage(request->ref());
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  ToProto(*image, response->mutable_image());
   return grpc::Status::OK;
 }
 

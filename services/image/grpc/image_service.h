@@ -39,6 +39,8 @@ class ImageServiceImpl final : public v1::ImageService::Service {
                         v1::TagImageResponse* response) override;
   grpc::Status RemoveImage(grpc::ServerContext* context, const v1::RemoveImageRequest* request,
                            v1::RemoveImageResponse* response) override;
+  grpc::Status UnpackImage(grpc::ServerContext* context, const v1::UnpackImageRequest* request,
+                           v1::UnpackImageResponse* response) override;
   grpc::Status LoadImage(grpc::ServerContext* context,
                          grpc::ServerReader<v1::LoadImageRequest>* reader,
                          v1::LoadImageResponse* response) override;

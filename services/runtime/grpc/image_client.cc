@@ -9,7 +9,9 @@
 namespace nodeagent::runtime {
 namespace {
 
-constexpr auto kPrepareDeadline = std::chrono::seconds(60);
+// The first container of an image pulled or loaded with --skip-unpack unpacks its layers in
+// PrepareSnapshot: minutes for images of many GB.
+constexpr auto kPrepareDeadline = std::chrono::seconds(3600);
 constexpr auto kRemoveDeadline = std::chrono::seconds(60);
 
 absl::Status ImageServiceError(const grpc::Status& status, const std::string& socket) {

@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -759,6 +761,200 @@ TEST_F(ContentStoreTest, PrefetchedLayerIsGivenOutOnlyForTheFileThatWasUnpacked)
   }
   // Whatever was not taken is gone.
   EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+}
+
+// --- Layers kept as blobs (pull/load --skip-unpack), unpacked on first use ------------------
+
+// The bytes a compressed blob inflates to (libarchive's raw format).
+std::string Inflate(const std::string& compressed) {
+  std::string out;
+  archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_raw(a);
+  archive_entry* entry = nullptr;
+  if (archive_read_open_memory(a, compressed.data(), compressed.size()) == ARCHIVE_OK &&
+      archive_read_next_header(a, &entry) == ARCHIVE_OK) {
+    char buf[8192];
+    for (la_ssize_t n; (n = archive_read_data(a, buf, sizeof buf)) > 0;) out.append(buf, n);
+  }
+  archive_read_free(a);
+  return out;
+}
+
+// An image of a plain layer and a gzip one, to be imported without unpacking. `gzip_tar`
+// is the gzip layer's tar; `gzip_diff_id` overrides its diff id in the config.
+struct BlobOnlyImage {
+  std::string plain = TarBuilder().Dir("etc").File("etc/plain", "plain\n").Finish();
+  std::string gzip;
+  std::string gzip_diff_id;
+
+  explicit BlobOnlyImage(std::string gzip_tar_compressed, std::string diff_id = "")
+      : gzip(std::move(gzip_tar_compressed)),
+        gzip_diff_id(diff_id.empty() ? Sha256Digest(Sha256Hex(Inflate(gzip))) : diff_id) {}
+
+  ImageImportSpec Spec(const std::string& name) const {
+    ImageImportSpec spec;
+    spec.names = {name};
+    spec.unpack = false;
+    const std::string plain_digest = Sha256Digest(Sha256Hex(plain));
+    const std::string* plain_bytes = &plain;
+    const std::string* gzip_bytes = &gzip;
+    spec.layers.push_back(
+        {{std::string(kMediaTypeOciLayer),
+          plain_digest,
+          static_cast<int64_t>(plain.size()),
+          {},
+          std::nullopt},
+         [plain_bytes]() -> absl::StatusOr<ByteSource> { return SourceOf(*plain_bytes, 1000); },
+         "",
+         nullptr});
+    spec.layers.push_back(
+        {{std::string(kMediaTypeOciLayerGzip),
+          Sha256Digest(Sha256Hex(gzip)),
+          static_cast<int64_t>(gzip.size()),
+          {},
+          std::nullopt},
+         [gzip_bytes]() -> absl::StatusOr<ByteSource> { return SourceOf(*gzip_bytes, 1000); },
+         "",
+         nullptr});
+    spec.config_bytes = ConfigFor({plain_digest, gzip_diff_id});
+    return spec;
+  }
+};
+
+TEST_F(ContentStoreTest, SkipUnpackKeepsBlobsAndTheFirstSnapshotUnpacks) {
+  BlobOnlyImage image(
+      TarBuilder(testing::Compression::kGzip).Dir("usr").File("usr/gz", "gzip\n").Finish());
+  absl::StatusOr<Image> imported = store_->ImportImage(image.Spec("lazy:1"));
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_FALSE(imported->unpacked);
+  EXPECT_EQ(CountEntries(root_ + "/layers"), 0u);
+  // Until unpacked, an image's size is its blobs'.
+  EXPECT_EQ(imported->size_bytes, static_cast<int64_t>(image.plain.size() + image.gzip.size()));
+  for (const std::string& blob : {image.plain, image.gzip}) {
+    EXPECT_EQ(ReadFileOrDie(root_ + "/blobs/sha256/" + Sha256Hex(blob)), blob);
+  }
+
+  // The index keeps such an image across a restart.
+  Open();
+  absl::StatusOr<Image> reopened = store_->GetImage("lazy:1");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_FALSE(reopened->unpacked);
+
+  absl::StatusOr<PreparedSnapshot> snapshot = store_->PrepareSnapshot("c1", "lazy:1");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_TRUE(snapshot->image.unpacked);
+  EXPECT_EQ(CountEntries(root_ + "/layers"), 2u);
+  EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+  EXPECT_EQ(WithMounted(*snapshot, "c1",
+                        [](const std::string& root) {
+                          return ReadFileOrDie(root + "/etc/plain") == "plain\n" &&
+                                         ReadFileOrDie(root + "/usr/gz") == "gzip\n"
+                                     ? 0
+                                     : 1;
+                        }),
+            0);
+  absl::StatusOr<Image> after = store_->GetImage("lazy:1");
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->unpacked);
+  // Unpacked now, its size is its layers' on disk.
+  EXPECT_NE(after->size_bytes, imported->size_bytes);
+  // And again after a restart; unpacking an unpacked image does nothing.
+  Open();
+  absl::StatusOr<Image> again = store_->UnpackImage("lazy:1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->unpacked);
+  EXPECT_TRUE(store_->RemoveSnapshot("c1").ok());
+}
+
+TEST_F(ContentStoreTest, SkipUnpackOfAHostileLayerFailsAtFirstUseAndKeepsNothingOfIt) {
+  BlobOnlyImage image(
+      TarBuilder(testing::Compression::kGzip).File("ok", "1").File("../escape", "x").Finish());
+  ASSERT_TRUE(store_->ImportImage(image.Spec("hostile:1")).ok());
+  const std::set<std::string> before = Tree(root_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<PreparedSnapshot> snapshot = store_->PrepareSnapshot("c1", "hostile:1");
+    ASSERT_FALSE(snapshot.ok());
+    EXPECT_EQ(snapshot.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(
+        snapshot.status().message(),
+        HasSubstr(absl::StrCat("layer sha256:", Sha256Hex(image.gzip), " does not unpack")));
+    EXPECT_THAT(snapshot.status().message(), HasSubstr("escapes the layer"));
+    EXPECT_TRUE(store_->ListSnapshots().empty());
+    EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+    EXPECT_EQ(CountEntries(root_ + "/snapshots"), 0u);
+  }
+  // The good layer was unpacked and kept (whole and checked); nothing else changed.
+  std::set<std::string> after = Tree(root_);
+  std::erase_if(after, [&](const std::string& path) {
+    return absl::StartsWith(path, root_ + "/layers/") || absl::StartsWith(path, root_ + "/l/");
+  });
+  EXPECT_EQ(after, before);
+  absl::StatusOr<Image> unpacked = store_->UnpackImage("hostile:1");
+  EXPECT_EQ(unpacked.status().code(), absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<Image> still = store_->GetImage("hostile:1");
+  ASSERT_TRUE(still.ok());
+  EXPECT_FALSE(still->unpacked);
+
+  // Removing it removes its blobs and the layer that did unpack.
+  ASSERT_TRUE(store_->RemoveImage("hostile:1", false).ok());
+  EXPECT_EQ(CountEntries(root_ + "/layers"), 0u);
+  EXPECT_FALSE(linux::PathExists(root_ + "/blobs/sha256/" + Sha256Hex(image.gzip)));
+}
+
+TEST_F(ContentStoreTest, SkipUnpackChecksDiffIdsAtOnceForPlainLayersAndLaterForCompressed) {
+  const std::set<std::string> before = Tree(root_);
+  BlobOnlyImage good(TarBuilder(testing::Compression::kGzip).File("a", "1").Finish());
+  ImageImportSpec wrong_plain = good.Spec("wrong:1");
+  wrong_plain.config_bytes = ConfigFor({Sha256Digest(std::string(64, 'd')), good.gzip_diff_id});
+  absl::StatusOr<Image> r = store_->ImportImage(wrong_plain);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("the image config says"));
+  EXPECT_EQ(Tree(root_), before);
+
+  BlobOnlyImage wrong_gzip(TarBuilder(testing::Compression::kGzip).File("a", "1").Finish(),
+                           Sha256Digest(std::string(64, 'e')));
+  ASSERT_TRUE(store_->ImportImage(wrong_gzip.Spec("wrong:2")).ok());
+  absl::StatusOr<PreparedSnapshot> snapshot = store_->PrepareSnapshot("c1", "wrong:2");
+  ASSERT_FALSE(snapshot.ok());
+  EXPECT_EQ(snapshot.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(snapshot.status().message(), HasSubstr("the image config says"));
+  EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+}
+
+TEST_F(ContentStoreTest, AnImportThatUnpacksUsesABlobStoredWithoutUnpacking) {
+  BlobOnlyImage image(TarBuilder(testing::Compression::kGzip).File("b", "2").Finish());
+  ASSERT_TRUE(store_->ImportImage(image.Spec("lazy:1")).ok());
+  // The same image imported again with unpacking: its blobs are not read from the source.
+  ImageImportSpec spec = image.Spec("eager:1");
+  spec.unpack = true;
+  for (LayerSourceSpec& layer : spec.layers) {
+    layer.open = []() -> absl::StatusOr<ByteSource> {
+      return absl::InternalError("the source must not be read");
+    };
+  }
+  absl::StatusOr<Image> eager = store_->ImportImage(spec);
+  ASSERT_TRUE(eager.ok()) << eager.status();
+  EXPECT_TRUE(eager->unpacked);
+  EXPECT_EQ(CountEntries(root_ + "/layers"), 2u);
+}
+
+TEST_F(ContentStoreTest, ConcurrentFirstSnapshotsUnpackOnce) {
+  BlobOnlyImage image(TarBuilder(testing::Compression::kGzip).File("c", "3").Finish());
+  ASSERT_TRUE(store_->ImportImage(image.Spec("lazy:1")).ok());
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back(
+        [&, i] { results[i] = store_->PrepareSnapshot(absl::StrCat("c", i), "lazy:1").status(); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(CountEntries(root_ + "/layers"), 2u);
+  EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(store_->RemoveSnapshot(absl::StrCat("c", i)).ok());
+  }
 }
 
 }  // namespace

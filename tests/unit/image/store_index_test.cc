@@ -38,10 +38,15 @@ TEST(StoreIndexTest, EmptyRoundTrip) {
 }
 
 TEST(StoreIndexTest, RejectsInconsistentIndex) {
-  StoreIndex missing_layer = Sample();
-  missing_layer.layers.erase(kLayerB);
-  EXPECT_THAT(ParseStoreIndex(SerializeStoreIndex(missing_layer)).status().message(),
-              HasSubstr("a layer has no record"));
+  // A layer without a record is one kept as its blob only (unpacked on first use) ...
+  StoreIndex blob_only_layer = Sample();
+  blob_only_layer.layers.erase(kLayerB);
+  EXPECT_TRUE(ParseStoreIndex(SerializeStoreIndex(blob_only_layer)).ok());
+  // ... but it still has to be a diff id.
+  StoreIndex bad_layer = Sample();
+  bad_layer.images[kImage2].layers.push_back("sha256:zz");
+  EXPECT_THAT(ParseStoreIndex(SerializeStoreIndex(bad_layer)).status().message(),
+              HasSubstr("a layer is not a sha256 digest"));
 
   StoreIndex duplicate_name = Sample();
   duplicate_name.images[kImage2].names.insert("busybox:latest");
