@@ -1,6 +1,7 @@
 #include "services/image/core/image_store.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -270,10 +271,15 @@ absl::StatusOr<LayerRecord> ImageStore::CommitLayer(const std::string& unpacked_
 
 absl::StatusOr<LayerRecord> ImageStore::FinishLayer(const std::string& work,
                                                     const std::string& hex) {
-  NA_ASSIGN_OR_RETURN(int64_t size_bytes, linux::DiskUsage(work));
+  // The tree is measured (a stat per entry) while syncfs waits for the disk.
+  absl::StatusOr<int64_t> size_bytes = absl::UnknownError("not measured");
+  std::thread measure([&] { size_bytes = linux::DiskUsage(work); });
   // Data first, then the rename that publishes it: after a crash a layer is whole or absent.
-  NA_RETURN_IF_ERROR(SyncFilesystemOf(work));
-  return CommitLayer(work, hex, size_bytes);
+  absl::Status synced = SyncFilesystemOf(work);
+  measure.join();
+  NA_RETURN_IF_ERROR(synced);
+  NA_RETURN_IF_ERROR(size_bytes.status());
+  return CommitLayer(work, hex, *size_bytes);
 }
 
 absl::StatusOr<std::string> ImageStore::WriteConfigBlob(const OciImageConfig& config) {

@@ -1087,6 +1087,14 @@ absl::StatusOr<std::vector<HistoryItem>> ImageStore::History(absl::string_view r
   NA_ASSIGN_OR_RETURN(std::string id, ResolveLocked(ref));
   const StoredImage& stored = images_.at(id);
   const std::vector<std::string>& diff_ids = stored.record.layers;
+  // Bytes on disk of layer i: unpacked, or its blob until it is.
+  auto layer_bytes = [&](size_t i) -> int64_t {
+    if (auto it = layers_.find(diff_ids[i]); it != layers_.end()) return it->second.size_bytes;
+    if (stored.manifest && i < stored.manifest->layers.size()) {
+      return stored.manifest->layers[i].size;
+    }
+    return 0;
+  };
   std::vector<HistoryItem> items;
   size_t layer = 0;
   for (const OciHistoryEntry& entry : stored.oci.history) {
@@ -1095,10 +1103,8 @@ absl::StatusOr<std::vector<HistoryItem>> ImageStore::History(absl::string_view r
     item.created_by = entry.created_by;
     item.comment = entry.comment;
     if (!entry.empty_layer && layer < diff_ids.size()) {
+      item.size_bytes = layer_bytes(layer);
       item.layer = diff_ids[layer++];
-      if (auto it = layers_.find(item.layer); it != layers_.end()) {
-        item.size_bytes = it->second.size_bytes;
-      }
     }
     items.push_back(std::move(item));
   }
@@ -1106,8 +1112,7 @@ absl::StatusOr<std::vector<HistoryItem>> ImageStore::History(absl::string_view r
   for (; layer < diff_ids.size(); ++layer) {
     HistoryItem item;
     item.layer = diff_ids[layer];
-    if (auto it = layers_.find(item.layer); it != layers_.end())
-      item.size_bytes = it->second.size_bytes;
+    item.size_bytes = layer_bytes(layer);
     items.push_back(std::move(item));
   }
   std::reverse(items.begin(), items.end());

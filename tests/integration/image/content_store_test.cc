@@ -829,8 +829,12 @@ TEST_F(ContentStoreTest, SkipUnpackKeepsBlobsAndTheFirstSnapshotUnpacks) {
   ASSERT_TRUE(imported.ok()) << imported.status();
   EXPECT_FALSE(imported->unpacked);
   EXPECT_EQ(CountEntries(root_ + "/layers"), 0u);
-  // Until unpacked, an image's size is its blobs'.
+  // Until unpacked, an image's size is its blobs', and so are its layers' in the history.
   EXPECT_EQ(imported->size_bytes, static_cast<int64_t>(image.plain.size() + image.gzip.size()));
+  absl::StatusOr<std::vector<HistoryItem>> history = store_->History("lazy:1");
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].size_bytes, static_cast<int64_t>(image.gzip.size()));
   for (const std::string& blob : {image.plain, image.gzip}) {
     EXPECT_EQ(ReadFileOrDie(root_ + "/blobs/sha256/" + Sha256Hex(blob)), blob);
   }
