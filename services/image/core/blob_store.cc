@@ -35,9 +35,7 @@ BlobWriter::BlobWriter(BlobWriter&& other) noexcept
 BlobWriter::~BlobWriter() {
   if (published_ || path_.empty()) return;
   fd_ = linux::UniqueFd();
-  if (absl::Status s = linux::RemoveTree(path_); !s.ok()) {
-    LogWarning("remove \"%s\": %s", path_, s.message());
-  }
+  RemoveTreeOrWarn(path_);
 }
 
 absl::Status BlobWriter::Write(absl::string_view data) {

@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "services/common/linux/errno_status.h"
 #include "services/common/linux/files.h"
+#include "services/common/log.h"
 #include "services/common/status_macros.h"
 
 extern char** environ;
@@ -294,6 +295,12 @@ absl::StatusOr<ByteSource> OpenFileSource(const std::string& path, size_t chunk_
       return absl::string_view(state->buffer.data(), static_cast<size_t>(n));
     }
   });
+}
+
+void RemoveTreeOrWarn(const std::string& path) {
+  if (absl::Status s = linux::RemoveTree(path); !s.ok()) {
+    LogWarning("remove \"%s\": %s", path, s.message());
+  }
 }
 
 bool RunningAsRoot() { return ::geteuid() == 0; }

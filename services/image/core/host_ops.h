@@ -101,6 +101,10 @@ void StartWriteback(int fd, int64_t offset, int64_t length);
 // A ByteSource over a file's bytes, read in chunks of `chunk_size`.
 absl::StatusOr<ByteSource> OpenFileSource(const std::string& path, size_t chunk_size = 1 << 20);
 
+// Removes scratch work (a directory or file below the store's tmp/); a failure is only
+// logged: whatever is left is removed with tmp/ at the next start.
+void RemoveTreeOrWarn(const std::string& path);
+
 // True when this process runs with euid 0.
 bool RunningAsRoot();
 

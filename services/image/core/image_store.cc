@@ -220,9 +220,7 @@ absl::Status ImageStore::LoadSnapshots() {
       // the disk; an upper directory without its record cannot be trusted.
       LogWarning("snapshot \"%s\" has no valid record (%s); removing it", key,
                  record.status().message());
-      if (absl::Status s = linux::RemoveTree(path); !s.ok()) {
-        LogWarning("remove \"%s\": %s", path, s.message());
-      }
+      RemoveTreeOrWarn(path);
       continue;
     }
     if (!images_.contains(record->image_id)) {
@@ -258,9 +256,7 @@ absl::StatusOr<LayerRecord> ImageStore::CommitLayer(const std::string& unpacked_
   if (absl::IsAlreadyExists(renamed)) {
     // The same content is stored already (layers appear only complete): use that copy.
     LogInfo("layer %s already stored; reusing it", diff_id);
-    if (absl::Status s = linux::RemoveTree(unpacked_dir); !s.ok()) {
-      LogWarning("remove \"%s\": %s", unpacked_dir, s.message());
-    }
+    RemoveTreeOrWarn(unpacked_dir);
   } else if (!renamed.ok()) {
     return renamed;
   }
@@ -438,11 +434,7 @@ absl::StatusOr<PreparedSnapshot> ImageStore::PrepareSnapshot(absl::string_view k
   prepared.mounts.push_back(std::move(rootfs));
 
   NA_ASSIGN_OR_RETURN(std::string work, MakeTempDir(absl::StrCat(root_, "/tmp"), "snapshot-"));
-  absl::Cleanup remove_work = [&work] {
-    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
-      LogWarning("remove \"%s\": %s", work, s.message());
-    }
-  };
+  absl::Cleanup remove_work = [&work] { RemoveTreeOrWarn(work); };
   SnapshotRecord record{prepared.image.id, absl::Now(), owners};
   // The upper directory is the container's "/": 0755 like any root directory.
   NA_RETURN_IF_ERROR(Annotate(linux::MakeDirs(absl::StrCat(work, "/upper"), 0755), what));

@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "services/image/core/fs_changes.h"
 #include "services/image/core/host_ops.h"
+#include "services/image/core/layer_unpack.h"
 #include "services/image/core/oci_config.h"
 #include "services/image/core/oci_manifest.h"
 #include "services/image/core/store_index.h"
@@ -284,6 +285,9 @@ class ImageStore {
   absl::StatusOr<LayerRecord> UnpackStoredLayer(const std::string& diff_id, const Descriptor& blob);
   // Unpacks the layers of image `id` that are only blobs; `what` prefixes errors.
   absl::Status UnpackMissingLayers(const std::string& id, absl::string_view what);
+  // A fresh directory below tmp/ to unpack a layer into (mode 0755), and how to unpack one.
+  absl::StatusOr<std::string> MakeLayerWorkDir() const;
+  UnpackOptions LayerUnpackOptions() const;
   // Syncs and publishes an unpacked layer directory `work` (below tmp/) as layer `hex`.
   absl::StatusOr<LayerRecord> FinishLayer(const std::string& work, const std::string& hex);
   // Writes a blob held in memory, verified against `expected` when set.

@@ -94,11 +94,7 @@ absl::StatusOr<Image> ImageStore::CommitSnapshot(absl::string_view key, absl::st
   // The upper directory as an OCI layer (gzip), spooled to a file, then stored like any
   // other layer: unpacked (whiteouts back to overlay's form) and verified.
   NA_ASSIGN_OR_RETURN(std::string work, MakeTempDir(absl::StrCat(root_, "/tmp"), "commit-"));
-  absl::Cleanup remove_work = [&work] {
-    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
-      LogWarning("remove \"%s\": %s", work, s.message());
-    }
-  };
+  absl::Cleanup remove_work = [&work] { RemoveTreeOrWarn(work); };
   const std::string tar_path = absl::StrCat(work, "/layer.tar.gz");
   {
     NA_ASSIGN_OR_RETURN(linux::UniqueFd fd,

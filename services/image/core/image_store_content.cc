@@ -159,6 +159,23 @@ absl::StatusOr<std::string> ImageStore::WriteBlob(absl::string_view bytes,
   return digest;
 }
 
+absl::StatusOr<std::string> ImageStore::MakeLayerWorkDir() const {
+  NA_ASSIGN_OR_RETURN(std::string work, MakeTempDir(absl::StrCat(root_, "/tmp"), "layer-"));
+  // mkdtemp made it 0700; a root directory entry in the tar may change it again.
+  if (absl::Status s = ChangeMode(work, 0755); !s.ok()) {
+    RemoveTreeOrWarn(work);
+    return s;
+  }
+  return work;
+}
+
+UnpackOptions ImageStore::LayerUnpackOptions() const {
+  UnpackOptions options;
+  options.allow_device_nodes = RunningAsRoot();
+  options.max_tar_bytes = max_layer_bytes_;
+  return options;
+}
+
 absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayer(const ByteSource& source,
                                                                const Descriptor& expected,
                                                                absl::string_view expected_diff_id,
@@ -176,19 +193,11 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayer(const ByteSource&
   };
   if (adopt_path.empty()) NA_RETURN_IF_ERROR(start_blob());
   auto blob_size = [&] { return blob ? blob->size() : adopt_size; };
-  NA_ASSIGN_OR_RETURN(std::string work, MakeTempDir(tmp, "layer-"));
+  NA_ASSIGN_OR_RETURN(std::string work, MakeLayerWorkDir());
   // Until CommitLayer renames it away, the half-made layer is ours to remove.
-  absl::Cleanup remove_work = [&work] {
-    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
-      LogWarning("remove \"%s\": %s", work, s.message());
-    }
-  };
-  // mkdtemp made it 0700; a root directory entry in the tar may change it again.
-  NA_RETURN_IF_ERROR(ChangeMode(work, 0755));
+  absl::Cleanup remove_work = [&work] { RemoveTreeOrWarn(work); };
 
-  UnpackOptions options;
-  options.allow_device_nodes = RunningAsRoot();
-  options.max_tar_bytes = max_layer_bytes_;
+  UnpackOptions options = LayerUnpackOptions();
   // The blob's digest is computed by the unpacker: once for a plain tar (it is the diff id).
   options.hash_input = true;
   int64_t next_report = kProgressStep;
@@ -234,11 +243,7 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StorePreparedLayer(
     const ProgressFn& progress, const std::string& adopt_path) {
   const std::string& work = prepared.dir();
   // Claimed by the caller: until CommitLayer renames it away, it is ours to remove.
-  absl::Cleanup remove_work = [&work] {
-    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
-      LogWarning("remove \"%s\": %s", work, s.message());
-    }
-  };
+  absl::Cleanup remove_work = [&work] { RemoveTreeOrWarn(work); };
   const UnpackedLayer& unpacked = prepared.unpacked();
   const std::string diff_id = Sha256Digest(unpacked.diff_id_hex);
   const std::string digest = Sha256Digest(unpacked.blob_digest_hex);
@@ -325,16 +330,9 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayerBlob(
 absl::StatusOr<LayerRecord> ImageStore::UnpackStoredLayer(const std::string& diff_id,
                                                           const Descriptor& blob) {
   NA_ASSIGN_OR_RETURN(ByteSource source, OpenFileSource(BlobFile(blob.digest)));
-  NA_ASSIGN_OR_RETURN(std::string work, MakeTempDir(absl::StrCat(root_, "/tmp"), "layer-"));
-  absl::Cleanup remove_work = [&work] {
-    if (absl::Status s = linux::RemoveTree(work); !s.ok()) {
-      LogWarning("remove \"%s\": %s", work, s.message());
-    }
-  };
-  NA_RETURN_IF_ERROR(ChangeMode(work, 0755));
-  UnpackOptions options;
-  options.allow_device_nodes = RunningAsRoot();
-  options.max_tar_bytes = max_layer_bytes_;
+  NA_ASSIGN_OR_RETURN(std::string work, MakeLayerWorkDir());
+  absl::Cleanup remove_work = [&work] { RemoveTreeOrWarn(work); };
+  UnpackOptions options = LayerUnpackOptions();
   // A blob that is the tar itself matched the diff id when it was stored: not hashed again.
   options.compute_diff_id = blob.digest != diff_id;
   NA_ASSIGN_OR_RETURN(UnpackedLayer unpacked, UnpackLayer(source, work, options));
@@ -616,11 +614,7 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
 
 absl::StatusOr<std::vector<Image>> ImageStore::LoadArchive(const ByteSource& source, bool unpack) {
   NA_ASSIGN_OR_RETURN(std::string dir, MakeTempDir(absl::StrCat(root_, "/tmp"), "load-"));
-  absl::Cleanup remove_dir = [&dir] {
-    if (absl::Status s = linux::RemoveTree(dir); !s.ok()) {
-      LogWarning("remove \"%s\": %s", dir, s.message());
-    }
-  };
+  absl::Cleanup remove_dir = [&dir] { RemoveTreeOrWarn(dir); };
   // The layers are unpacked while the archive still streams in (see layer_prefetch.h),
   // unless they are to be kept as blobs only.
   std::optional<LayerPrefetcher> prefetch;
