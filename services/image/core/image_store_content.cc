@@ -308,9 +308,14 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayerBlob(
     NA_RETURN_IF_ERROR(take(chunk));
   }
   const std::string digest = writer ? writer->Finish() : Sha256Digest(adopted_hash.FinishHex());
-  // A plain tar is its own diff id: checked now. A compressed one is checked when unpacked.
+  // A plain tar is its own diff id: checked now. A compressed one is checked when unpacked,
+  // unless it claims to be its own diff id (which the unpack would then trust).
   NA_RETURN_IF_ERROR(
       CheckLayerDigests(expected, digest, size, plain_tar ? expected_diff_id : "", digest));
+  if (!plain_tar && digest == expected_diff_id) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob ", digest, " is compressed, yet the image config gives it as its diff id"));
+  }
   // The bytes reach the disk before the blob appears under its digest.
   NA_RETURN_IF_ERROR(SyncFilesystemOf(absl::StrCat(root_, "/tmp")));
   if (writer) {

@@ -916,6 +916,14 @@ TEST_F(ContentStoreTest, SkipUnpackChecksDiffIdsAtOnceForPlainLayersAndLaterForC
   EXPECT_THAT(r.status().message(), HasSubstr("the image config says"));
   EXPECT_EQ(Tree(root_), before);
 
+  // A compressed blob given as its own diff id would be trusted by the unpack: refused.
+  BlobOnlyImage self_diff_id(TarBuilder(testing::Compression::kGzip).File("s", "1").Finish());
+  self_diff_id.gzip_diff_id = Sha256Digest(Sha256Hex(self_diff_id.gzip));
+  r = store_->ImportImage(self_diff_id.Spec("wrong:3"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("is compressed, yet the image config gives it"));
+  EXPECT_EQ(Tree(root_), before);
+
   BlobOnlyImage wrong_gzip(TarBuilder(testing::Compression::kGzip).File("a", "1").Finish(),
                            Sha256Digest(std::string(64, 'e')));
   ASSERT_TRUE(store_->ImportImage(wrong_gzip.Spec("wrong:2")).ok());
