@@ -88,13 +88,13 @@ grpc::Status ImageServiceImpl::ImportImage(grpc::ServerContext* context,
 grpc::Status ImageServiceImpl::PrepareSnapshot(grpc::ServerContext* /*context*/,
                                                const v1::PrepareSnapshotRequest* request,
                                                v1::PrepareSnapshotResponse* response) {
-  OwnerMap owners;
-  for (const v1::IdMapping& m : request->uid_mappings()) {
-    owners.uids.push_back({m.container_id(), m.host_id(), m.size()});
-  }
-  for (const v1::IdMapping& m : request->gid_mappings()) {
-    owners.gids.push_back({m.container_id(), m.host_id(), m.size()});
-  }
+  auto ranges = [](const google::protobuf::RepeatedPtrField<v1::IdMapping>& mappings) {
+    std::vector<IdRange> out;
+    for (const v1::IdMapping& m : mappings)
+      out.push_back({m.container_id(), m.host_id(), m.size()});
+    return out;
+  };
+  OwnerMap owners{ranges(request->uid_mappings()), ranges(request->gid_mappings())};
   absl::StatusOr<PreparedSnapshot> prepared =
       store_->PrepareSnapshot(request->key(), request->image(), owners);
   if (!prepared.ok()) return ToGrpcStatus(prepared.status());

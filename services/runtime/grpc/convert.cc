@@ -19,6 +19,24 @@ v1::ContainerState StateToProto(ContainerState state) {
 
 }  // namespace
 
+std::vector<IdMapping> IdMappingsFromProto(
+    const google::protobuf::RepeatedPtrField<v1::IdMapping>& mappings) {
+  std::vector<IdMapping> out;
+  out.reserve(mappings.size());
+  for (const v1::IdMapping& m : mappings) out.push_back({m.container_id(), m.host_id(), m.size()});
+  return out;
+}
+
+void IdMappingsToProto(const std::vector<IdMapping>& mappings,
+                       google::protobuf::RepeatedPtrField<v1::IdMapping>* out) {
+  for (const IdMapping& m : mappings) {
+    v1::IdMapping* p = out->Add();
+    p->set_container_id(m.container_id);
+    p->set_host_id(m.host_id);
+    p->set_size(m.size);
+  }
+}
+
 ContainerConfig ConfigFromProto(const v1::ContainerSpec& spec) {
   ContainerConfig c;
   c.image = spec.image();
@@ -52,12 +70,8 @@ ContainerConfig ConfigFromProto(const v1::ContainerSpec& spec) {
   c.privileged = spec.privileged();
   c.seccomp_profile = spec.seccomp_profile();
   c.userns.mode = spec.userns().mode();
-  for (const v1::IdMapping& m : spec.userns().uid_mappings()) {
-    c.userns.uid_mappings.push_back({m.container_id(), m.host_id(), m.size()});
-  }
-  for (const v1::IdMapping& m : spec.userns().gid_mappings()) {
-    c.userns.gid_mappings.push_back({m.container_id(), m.host_id(), m.size()});
-  }
+  c.userns.uid_mappings = IdMappingsFromProto(spec.userns().uid_mappings());
+  c.userns.gid_mappings = IdMappingsFromProto(spec.userns().gid_mappings());
   c.ipc_mode = spec.ipc_mode();
   c.pid_mode = spec.pid_mode();
   c.init_prompt = spec.init_prompt();
@@ -105,18 +119,8 @@ void ConfigToProto(const ContainerConfig& c, v1::ContainerSpec* spec) {
   spec->set_privileged(c.privileged);
   spec->set_seccomp_profile(c.seccomp_profile);
   spec->mutable_userns()->set_mode(c.userns.mode);
-  for (const IdMapping& m : c.userns.uid_mappings) {
-    v1::IdMapping* out = spec->mutable_userns()->add_uid_mappings();
-    out->set_container_id(m.container_id);
-    out->set_host_id(m.host_id);
-    out->set_size(m.size);
-  }
-  for (const IdMapping& m : c.userns.gid_mappings) {
-    v1::IdMapping* out = spec->mutable_userns()->add_gid_mappings();
-    out->set_container_id(m.container_id);
-    out->set_host_id(m.host_id);
-    out->set_size(m.size);
-  }
+  IdMappingsToProto(c.userns.uid_mappings, spec->mutable_userns()->mutable_uid_mappings());
+  IdMappingsToProto(c.userns.gid_mappings, spec->mutable_userns()->mutable_gid_mappings());
   spec->set_ipc_mode(c.ipc_mode);
   spec->set_pid_mode(c.pid_mode);
   spec->set_init_prompt(c.init_prompt);

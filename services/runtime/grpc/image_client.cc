@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc/service_host.h"
 #include "services/common/grpc/status_convert.h"
+#include "services/runtime/grpc/convert.h"
 
 namespace nodeagent::runtime {
 namespace {
@@ -35,18 +36,8 @@ absl::StatusOr<PreparedRootfs> ImageServiceSnapshots::Prepare(const std::string&
   v1::PrepareSnapshotRequest request;
   request.set_key(key);
   request.set_image(image_ref);
-  for (const IdMapping& m : userns.uid_mappings) {
-    v1::IdMapping* p = request.add_uid_mappings();
-    p->set_container_id(m.container_id);
-    p->set_host_id(m.host_id);
-    p->set_size(m.size);
-  }
-  for (const IdMapping& m : userns.gid_mappings) {
-    v1::IdMapping* p = request.add_gid_mappings();
-    p->set_container_id(m.container_id);
-    p->set_host_id(m.host_id);
-    p->set_size(m.size);
-  }
+  IdMappingsToProto(userns.uid_mappings, request.mutable_uid_mappings());
+  IdMappingsToProto(userns.gid_mappings, request.mutable_gid_mappings());
   v1::PrepareSnapshotResponse response;
   grpc::Status status = stub_->PrepareSnapshot(&context, request, &response);
   if (!status.ok()) return ImageServiceError(status, socket_);
