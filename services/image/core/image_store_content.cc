@@ -410,7 +410,8 @@ absl::Status ImageStore::UnpackMissingLayers(const std::string& id, absl::string
     return Annotate(s, what);
   }
   if (!first_error.ok()) return first_error;
-  LogInfo("%s: image %s: %d layers unpacked in %s", what, id, missing.size(),
+  LogInfo("%s: image %s: %d layer%s unpacked in %s", what, id, missing.size(),
+          missing.size() == 1 ? "" : "s",
           absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))));
   return absl::OkStatus();
 }
