@@ -9,9 +9,11 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -967,6 +969,47 @@ TEST_F(ContentStoreTest, ConcurrentFirstSnapshotsUnpackOnce) {
   for (size_t i = 0; i < results.size(); ++i) {
     EXPECT_TRUE(store_->RemoveSnapshot(absl::StrCat("c", i)).ok());
   }
+}
+
+TEST_F(ContentStoreTest, AnUnpackKilledHalfwayLeavesScratchThatOpenRemoves) {
+  // A gzip layer of many files, so that its unpack lasts long enough to be killed midway.
+  TarBuilder many(testing::Compression::kGzip);
+  many.Dir("many");
+  for (int i = 0; i < 5000; ++i) many.File(absl::StrCat("many/f", i), "x");
+  BlobOnlyImage image(many.Finish());
+  ASSERT_TRUE(store_->ImportImage(image.Spec("big:1")).ok());
+  store_.reset();  // The child takes the store's lock.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    absl::StatusOr<std::unique_ptr<ImageStore>> store = ImageStore::Open({.root = root_});
+    if (store.ok()) (void)(*store)->UnpackImage("big:1");
+    ::_exit(0);
+  }
+  // SIGKILLed once its scratch directory holds part of the layer.
+  bool caught = false;
+  for (int i = 0; i < 50000 && !caught; ++i) {
+    absl::StatusOr<std::vector<std::string>> scratch = linux::ListDir(root_ + "/tmp");
+    for (const std::string& name : scratch.ok() ? *scratch : std::vector<std::string>{}) {
+      caught = caught || (absl::StartsWith(name, "layer-") &&
+                          CountEntries(root_ + "/tmp/" + name + "/many") > 20);
+    }
+    if (!caught) ::usleep(100);
+  }
+  ::kill(child, SIGKILL);
+  int wstatus = 0;
+  ::waitpid(child, &wstatus, 0);
+  ASSERT_TRUE(caught) << "the unpack ended before it could be killed";
+
+  Open();
+  EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+  absl::StatusOr<Image> after = store_->GetImage("big:1");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(after->unpacked);
+  absl::StatusOr<Image> unpacked = store_->UnpackImage("big:1");
+  ASSERT_TRUE(unpacked.ok()) << unpacked.status();
+  EXPECT_TRUE(unpacked->unpacked);
+  EXPECT_EQ(CountEntries(store_->LayerDir(image.gzip_diff_id) + "/many"), 5000u);
 }
 
 }  // namespace
