@@ -63,7 +63,7 @@ timed() {
 # extract_layers DEST TAR_FLAGS FILE...: each layer file into DEST/<n>, all at once, as a
 # parallel `tar -x` (the peer of an unpack that handles layers side by side).
 extract_layers() {
-  local dest=$1 flags=$2 i=0 file
+  local dest=$1 flags=$2 i=0 file pid
   local -a pids=()
   shift 2
   for file in "$@"; do
@@ -72,7 +72,8 @@ extract_layers() {
     pids+=($!)
     i=$((i + 1))
   done
-  wait "${pids[@]}"
+  # Each one: `wait PID...` would only report the last.
+  for pid in "${pids[@]}"; do wait "$pid" || die "tar $flags failed"; done
 }
 
 # run_round ROUND FN...: each FN (called with ROUND) once, in an order rotated by round, so

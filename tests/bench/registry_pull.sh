@@ -104,8 +104,11 @@ PY
 peer_skopeo_tar() {
   local dir=$WORK/skopeo-$1
   timed t_skopeo skopeo copy -q --src-tls-verify=false "docker://$REF" "oci:$dir:v1"
+  local layers
   local -a files
-  mapfile -t files < <(skopeo_layers "$dir")
+  layers=$(skopeo_layers "$dir")  # Not `< <(...)`: set -e would not see it fail.
+  mapfile -t files <<<"$layers"
+  [ "${#files[@]}" -gt 0 ] && [ -f "${files[0]}" ] || die "no layer blobs in $dir"
   timed t_tar extract_layers "$WORK/tarx-$1" -xzpf "${files[@]}"
 }
 

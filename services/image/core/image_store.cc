@@ -448,6 +448,12 @@ absl::StatusOr<PreparedSnapshot> ImageStore::PrepareSnapshot(absl::string_view k
   if (snapshots_.contains(std::string(key))) {
     return absl::AlreadyExistsError(absl::StrCat("snapshot \"", key, "\": already exists"));
   }
+  // Removed while its layers were looked up or unpacked: its layers may be gone too. Once the
+  // snapshot is registered, removal is refused.
+  if (!images_.contains(prepared.image.id)) {
+    return absl::NotFoundError(
+        absl::StrCat(what, ": image ", prepared.image.id, " was removed meanwhile"));
+  }
   absl::Status renamed = RenameNoReplace(work, dir);
   if (absl::IsAlreadyExists(renamed)) {
     return absl::AlreadyExistsError(

@@ -349,8 +349,9 @@ class ImageStore {
   // Held shared by every import for its whole length and exclusively by garbage
   // collection, so that GC never removes a blob or layer an import just wrote. Taken before mu_.
   mutable absl::Mutex gc_mu_;
-  // Held by UnpackMissingLayers: one image's layers unpack at a time, never twice at once.
-  // Taken after gc_mu_, before mu_.
+  // Held by UnpackMissingLayers: one image's layers unpack at a time, so concurrent first
+  // containers of an image unpack it once. (An unpacking import of the same layer may still
+  // overlap; CommitLayer then keeps one copy.) Taken after gc_mu_, before mu_.
   absl::Mutex unpack_mu_ ABSL_ACQUIRED_AFTER(gc_mu_) ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, StoredImage> images_ ABSL_GUARDED_BY(mu_);

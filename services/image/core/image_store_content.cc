@@ -27,6 +27,7 @@ namespace {
 // Manifests, indexes and configs are small; anything bigger is hostile.
 constexpr int64_t kMaxMetadataBlobBytes = 4 << 20;
 constexpr int64_t kProgressStep = 1 << 20;
+constexpr size_t kTarBlockBytes = 512;
 
 std::string HexPart(absl::string_view digest) {
   absl::string_view hex = digest;
@@ -262,9 +263,14 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StorePreparedLayer(
 absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayerBlob(
     const ByteSource& source, const Descriptor& expected, absl::string_view expected_diff_id,
     const ProgressFn& progress, const std::string& adopt_path) {
-  NA_ASSIGN_OR_RETURN(absl::string_view first, source());
-  // A copy: the source may reuse its buffer for the next chunk.
-  const std::string head(first);
+  // The first 512 bytes (a tar header) tell the format; a network source may hand them over
+  // in pieces. A copy: the source may reuse its buffer for the next chunk.
+  std::string head;
+  while (head.size() < kTarBlockBytes) {
+    NA_ASSIGN_OR_RETURN(absl::string_view chunk, source());
+    if (chunk.empty()) break;
+    head.append(chunk.data(), chunk.size());
+  }
   const LayerCompression compression = SniffCompression(head);
   constexpr size_t kTarMagicOffset = 257;
   const bool plain_tar = compression == LayerCompression::kNone &&
@@ -302,9 +308,9 @@ absl::StatusOr<ImageStore::StoredLayer> ImageStore::StoreLayerBlob(
     return writer->Write(data);
   };
   NA_RETURN_IF_ERROR(take(head));
-  for (;;) {
+  for (bool ended = head.size() < kTarBlockBytes; !ended;) {
     NA_ASSIGN_OR_RETURN(absl::string_view chunk, source());
-    if (chunk.empty()) break;
+    ended = chunk.empty();
     NA_RETURN_IF_ERROR(take(chunk));
   }
   const std::string digest = writer ? writer->Finish() : Sha256Digest(adopted_hash.FinishHex());
@@ -338,9 +344,14 @@ absl::StatusOr<LayerRecord> ImageStore::UnpackStoredLayer(const std::string& dif
   NA_ASSIGN_OR_RETURN(std::string work, MakeLayerWorkDir());
   absl::Cleanup remove_work = [&work] { RemoveTreeOrWarn(work); };
   UnpackOptions options = LayerUnpackOptions();
-  // A blob that is the tar itself matched the diff id when it was stored: not hashed again.
+  // A blob that is the tar itself was verified by its digest, which is then the diff id: it
+  // is not hashed again. Whether it is the tar is known once the unpacker has looked at it.
   options.compute_diff_id = blob.digest != diff_id;
   NA_ASSIGN_OR_RETURN(UnpackedLayer unpacked, UnpackLayer(source, work, options));
+  if (!options.compute_diff_id && unpacked.input_compressed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob ", blob.digest, " is compressed, yet the image config gives it as its diff id"));
+  }
   if (options.compute_diff_id) {
     NA_RETURN_IF_ERROR(CheckLayerDigests({}, "", 0, diff_id, Sha256Digest(unpacked.diff_id_hex)));
   }
@@ -397,7 +408,7 @@ absl::Status ImageStore::UnpackMissingLayers(const std::string& id, absl::string
     } else if (first_error.ok()) {
       // The request was fine; the image's stored content is what does not unpack.
       absl::Status status = records[i].status();
-      if (absl::IsInvalidArgument(status)) {
+      if (absl::IsInvalidArgument(status) || absl::IsNotFound(status)) {
         status = absl::FailedPreconditionError(status.message());
       }
       first_error = Annotate(status, absl::StrCat(what, ": image ", id.substr(0, 19), ": layer ",
@@ -600,7 +611,8 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
       if (first_error.ok()) first_error = results[i].status();
       continue;
     }
-    if (created[i]) new_layers.insert(results[i]->diff_id);
+    // Only a layer this import unpacked may be removed again (a blob-only one made none).
+    if (created[i] && results[i]->record) new_layers.insert(results[i]->diff_id);
     // Candidates only: blobs an image refers to are never removed.
     new_blobs.insert(results[i]->blob.digest);
     stored.push_back(*results[i]);

@@ -416,6 +416,7 @@ class Unpacker {
     layer.input_bytes = source_.bytes;
     layer.entries = entries_;
     layer.blob_compression = blob_compression_;
+    layer.input_compressed = input_compressed_;
     return layer;
   }
 
@@ -432,9 +433,11 @@ class Unpacker {
       gzip = std::make_unique<GzipInflater>(&source_);
       decompressed_.gzip = gzip.get();
       blob_compression_ = LayerCompression::kGzip;
+      input_compressed_ = true;
     } else {
       NA_ASSIGN_OR_RETURN(outer, OpenDecompressor(&source_));
       decompressed_.outer = outer.get();
+      input_compressed_ = archive_filter_code(outer.get(), 0) != ARCHIVE_FILTER_NONE;
       NA_RETURN_IF_ERROR(ChooseBlobCompression(outer.get()));
     }
     // Plain tar, or a tar the blob keeps decompressed: the blob's digest is the diff id.
@@ -732,6 +735,7 @@ class Unpacker {
   linux::UniqueFd root_fd_;
   Sha256 input_hasher_;
   bool blob_is_tar_ = false;
+  bool input_compressed_ = false;
   // Directories of the layer (relative paths) known to be real directories.
   std::set<std::string> known_dirs_;
   SourceState source_;

@@ -23,6 +23,8 @@ struct UnpackedLayer {
   // What UnpackOptions::blob_sink received: the input as it came (plain, gzip or zstd), or
   // the decompressed tar (kNone) when the input used a compression OCI has no type for.
   LayerCompression blob_compression = LayerCompression::kNone;
+  // The input went through a decompressor (gzip, zstd, bzip2, xz, ...): it is not the tar.
+  bool input_compressed = false;
   // With UnpackOptions::hash_input: lowercase hex sha256 of what blob_sink received (the
   // blob's digest). For a blob that is the tar itself this is the diff id, hashed once.
   std::string blob_digest_hex;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc/status_convert.h"
+#include "services/common/log.h"
 #include "services/image/core/registry.h"
 #include "services/image/grpc/conversions.h"
 
@@ -85,7 +86,7 @@ grpc::Status ImageServiceImpl::ImportImage(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::PrepareSnapshot(grpc::ServerContext* /*context*/,
+grpc::Status ImageServiceImpl::PrepareSnapshot(grpc::ServerContext* context,
                                                const v1::PrepareSnapshotRequest* request,
                                                v1::PrepareSnapshotResponse* response) {
   auto ranges = [](const google::protobuf::RepeatedPtrField<v1::IdMapping>& mappings) {
@@ -98,6 +99,16 @@ grpc::Status ImageServiceImpl::PrepareSnapshot(grpc::ServerContext* /*context*/,
   absl::StatusOr<PreparedSnapshot> prepared =
       store_->PrepareSnapshot(request->key(), request->image(), owners);
   if (!prepared.ok()) return ToGrpcStatus(prepared.status());
+  // The first container of an image kept as blobs waits for its unpack: a caller that gave
+  // up meanwhile (deadline, cancel) has cleaned up and will not remove this snapshot.
+  if (context->IsCancelled()) {
+    if (absl::Status s = store_->RemoveSnapshot(request->key()); !s.ok()) {
+      LogWarning("remove snapshot of a cancelled request: %s", s.message());
+    }
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        absl::StrCat("prepare snapshot \"", request->key(),
+                                     "\": the caller gave up before it was ready"));
+  }
   ToProto(*prepared, response);
   return grpc::Status::OK;
 }

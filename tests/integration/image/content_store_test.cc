@@ -767,32 +767,17 @@ TEST_F(ContentStoreTest, PrefetchedLayerIsGivenOutOnlyForTheFileThatWasUnpacked)
 
 // --- Layers kept as blobs (pull/load --skip-unpack), unpacked on first use ------------------
 
-// The bytes a compressed blob inflates to (libarchive's raw format).
-std::string Inflate(const std::string& compressed) {
-  std::string out;
-  archive* a = archive_read_new();
-  archive_read_support_filter_all(a);
-  archive_read_support_format_raw(a);
-  archive_entry* entry = nullptr;
-  if (archive_read_open_memory(a, compressed.data(), compressed.size()) == ARCHIVE_OK &&
-      archive_read_next_header(a, &entry) == ARCHIVE_OK) {
-    char buf[8192];
-    for (la_ssize_t n; (n = archive_read_data(a, buf, sizeof buf)) > 0;) out.append(buf, n);
-  }
-  archive_read_free(a);
-  return out;
-}
-
 // An image of a plain layer and a gzip one, to be imported without unpacking. `gzip_tar`
 // is the gzip layer's tar; `gzip_diff_id` overrides its diff id in the config.
 struct BlobOnlyImage {
   std::string plain = TarBuilder().Dir("etc").File("etc/plain", "plain\n").Finish();
   std::string gzip;
   std::string gzip_diff_id;
+  size_t chunk = 1000;  // Bytes the sources hand out at a time.
 
   explicit BlobOnlyImage(std::string gzip_tar_compressed, std::string diff_id = "")
       : gzip(std::move(gzip_tar_compressed)),
-        gzip_diff_id(diff_id.empty() ? Sha256Digest(Sha256Hex(Inflate(gzip))) : diff_id) {}
+        gzip_diff_id(diff_id.empty() ? Sha256Digest(Sha256Hex(testing::Inflate(gzip))) : diff_id) {}
 
   ImageImportSpec Spec(const std::string& name) const {
     ImageImportSpec spec;
@@ -801,24 +786,27 @@ struct BlobOnlyImage {
     const std::string plain_digest = Sha256Digest(Sha256Hex(plain));
     const std::string* plain_bytes = &plain;
     const std::string* gzip_bytes = &gzip;
-    spec.layers.push_back(
-        {{std::string(kMediaTypeOciLayer),
-          plain_digest,
-          static_cast<int64_t>(plain.size()),
-          {},
-          std::nullopt},
-         [plain_bytes]() -> absl::StatusOr<ByteSource> { return SourceOf(*plain_bytes, 1000); },
-         "",
-         nullptr});
-    spec.layers.push_back(
-        {{std::string(kMediaTypeOciLayerGzip),
-          Sha256Digest(Sha256Hex(gzip)),
-          static_cast<int64_t>(gzip.size()),
-          {},
-          std::nullopt},
-         [gzip_bytes]() -> absl::StatusOr<ByteSource> { return SourceOf(*gzip_bytes, 1000); },
-         "",
-         nullptr});
+    const size_t chunk_size = chunk;
+    spec.layers.push_back({{std::string(kMediaTypeOciLayer),
+                            plain_digest,
+                            static_cast<int64_t>(plain.size()),
+                            {},
+                            std::nullopt},
+                           [plain_bytes, chunk_size]() -> absl::StatusOr<ByteSource> {
+                             return SourceOf(*plain_bytes, chunk_size);
+                           },
+                           "",
+                           nullptr});
+    spec.layers.push_back({{std::string(kMediaTypeOciLayerGzip),
+                            Sha256Digest(Sha256Hex(gzip)),
+                            static_cast<int64_t>(gzip.size()),
+                            {},
+                            std::nullopt},
+                           [gzip_bytes, chunk_size]() -> absl::StatusOr<ByteSource> {
+                             return SourceOf(*gzip_bytes, chunk_size);
+                           },
+                           "",
+                           nullptr});
     spec.config_bytes = ConfigFor({plain_digest, gzip_diff_id});
     return spec;
   }
@@ -953,7 +941,7 @@ TEST_F(ContentStoreTest, AnImportThatUnpacksUsesABlobStoredWithoutUnpacking) {
   EXPECT_EQ(CountEntries(root_ + "/layers"), 2u);
 }
 
-TEST_F(ContentStoreTest, ConcurrentFirstSnapshotsUnpackOnce) {
+TEST_F(ContentStoreTest, ConcurrentFirstSnapshotsAllGetTheLayers) {
   BlobOnlyImage image(TarBuilder(testing::Compression::kGzip).File("c", "3").Finish());
   ASSERT_TRUE(store_->ImportImage(image.Spec("lazy:1")).ok());
   std::vector<absl::Status> results(4);
@@ -1003,13 +991,49 @@ TEST_F(ContentStoreTest, AnUnpackKilledHalfwayLeavesScratchThatOpenRemoves) {
 
   Open();
   EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
-  absl::StatusOr<Image> after = store_->GetImage("big:1");
-  ASSERT_TRUE(after.ok()) << after.status();
-  EXPECT_FALSE(after->unpacked);
+  ASSERT_TRUE(store_->GetImage("big:1").ok());
   absl::StatusOr<Image> unpacked = store_->UnpackImage("big:1");
   ASSERT_TRUE(unpacked.ok()) << unpacked.status();
   EXPECT_TRUE(unpacked->unpacked);
   EXPECT_EQ(CountEntries(store_->LayerDir(image.gzip_diff_id) + "/many"), 5000u);
+}
+
+TEST_F(ContentStoreTest, SkipUnpackKnowsTheFormatFromHeadersHandedOverInPieces) {
+  // 100-byte chunks: neither the tar magic (offset 257) nor a whole header in the first.
+  BlobOnlyImage image(TarBuilder(testing::Compression::kGzip).File("p", "1").Finish());
+  image.chunk = 100;
+  absl::StatusOr<Image> imported = store_->ImportImage(image.Spec("pieces:1"));
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_FALSE(imported->unpacked);
+  EXPECT_EQ(CountEntries(root_ + "/layers"), 0u);
+  EXPECT_EQ(ReadFileOrDie(root_ + "/blobs/sha256/" + Sha256Hex(image.plain)), image.plain);
+  EXPECT_TRUE(store_->PrepareSnapshot("c1", "pieces:1").ok());
+  EXPECT_TRUE(store_->RemoveSnapshot("c1").ok());
+}
+
+TEST_F(ContentStoreTest, AStoredCompressedBlobIsNeverTakenForItsOwnDiffId) {
+  // Image A stores gzip blob G (its real diff id is X). Image B reuses G and gives G itself
+  // as the diff id: its layer would hold X's tar under the name G.
+  BlobOnlyImage a(TarBuilder(testing::Compression::kGzip).File("x", "1").Finish());
+  ASSERT_TRUE(store_->ImportImage(a.Spec("a:1")).ok());
+  BlobOnlyImage b(a.gzip, Sha256Digest(Sha256Hex(a.gzip)));
+  for (bool unpack : {false, true}) {
+    SCOPED_TRACE(unpack ? "unpacking import" : "skip-unpack import");
+    ImageImportSpec spec = b.Spec(unpack ? "b:eager" : "b:lazy");
+    spec.unpack = unpack;
+    absl::StatusOr<Image> imported = store_->ImportImage(spec);
+    absl::Status status = imported.status();
+    if (imported.ok()) {
+      // Accepted as blobs only (the blob is stored already): refused at first use.
+      ASSERT_FALSE(unpack);
+      status = store_->PrepareSnapshot("b", "b:lazy").status();
+      EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+    }
+    EXPECT_THAT(status.message(), HasSubstr("is compressed, yet the image config gives it"));
+    EXPECT_FALSE(linux::PathExists(store_->LayerDir(b.gzip_diff_id)));
+    EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
+  }
+  EXPECT_TRUE(store_->ListSnapshots().empty());
 }
 
 }  // namespace

@@ -9,8 +9,12 @@
 
 #include <chrono>
 
+#include "absl/strings/str_cat.h"
 #include "services/common/grpc/service_host.h"
 #include "services/image/core/digest.h"
+#include "services/image/core/image_store.h"
+#include "services/image/core/oci_config.h"
+#include "services/image/core/oci_manifest.h"
 #include "tests/integration/image/test_util.h"
 
 namespace nodeagent::image {
@@ -238,6 +242,46 @@ TEST_F(ImageServiceTest, ErrorsOfTheImageStoreRpcsMapToGrpcCodes) {
   status = loader->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("load archive"));
+}
+
+TEST_F(ImageServiceTest, ASnapshotWhoseCallerGaveUpDuringTheUnpackIsRemoved) {
+  // An image kept as blobs whose unpack (5000 files) outlasts the caller's deadline.
+  TarBuilder many(testing::Compression::kGzip);
+  for (int i = 0; i < 5000; ++i) many.File(absl::StrCat("f", i), "x");
+  const std::string gzip = many.Finish();
+  OciImageConfig config;
+  config.architecture = std::string(HostOciArchitecture());
+  config.diff_ids = {Sha256Digest(Sha256Hex(testing::Inflate(gzip)))};
+  ImageImportSpec spec;
+  spec.names = {"slow:1"};
+  spec.unpack = false;
+  spec.config_bytes = SerializeOciConfig(config);
+  spec.layers.push_back(
+      {{std::string(kMediaTypeOciLayerGzip),
+        Sha256Digest(Sha256Hex(gzip)),
+        static_cast<int64_t>(gzip.size()),
+        {},
+        std::nullopt},
+       [&gzip]() -> absl::StatusOr<ByteSource> { return testing::SourceOf(gzip); },
+       "",
+       nullptr});
+  ASSERT_TRUE(store_->ImportImage(spec).ok());
+
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(5));
+  v1::PrepareSnapshotRequest request;
+  request.set_key("gave-up");
+  request.set_image("slow:1");
+  v1::PrepareSnapshotResponse response;
+  grpc::Status status = stub_->PrepareSnapshot(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  // Shutdown waits for the handler, which finishes the unpack and then sees the cancel.
+  host_->Shutdown();
+  EXPECT_TRUE(store_->ListSnapshots().empty());
+  EXPECT_EQ(testing::CountEntries(tmp_.path() + "/store/snapshots"), 0u);
+  absl::StatusOr<Image> image = store_->GetImage("slow:1");
+  ASSERT_TRUE(image.ok());
+  EXPECT_TRUE(image->unpacked);  // The unpack itself is kept for the next container.
 }
 
 }  // namespace

@@ -155,6 +155,20 @@ std::string TarBuilder::Finish() {
   return std::move(impl_->out);
 }
 
+std::string Inflate(const std::string& compressed) {
+  std::string out;
+  archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_raw(a);
+  archive_entry* entry = nullptr;
+  if (archive_read_open_memory(a, compressed.data(), compressed.size()) == ARCHIVE_OK &&
+      archive_read_next_header(a, &entry) == ARCHIVE_OK) {
+    char buf[8192];
+    for (la_ssize_t n; (n = archive_read_data(a, buf, sizeof buf)) > 0;) out.append(buf, n);
+  }
+  archive_read_free(a);
+  return out;
+}
 ByteSource SourceOf(const std::string& data, size_t chunk_size) {
   auto offset = std::make_shared<size_t>(0);
   return [&data, chunk_size, offset]() -> absl::StatusOr<absl::string_view> {

@@ -68,6 +68,9 @@ class TarBuilder {
   std::unique_ptr<Impl> impl_;
 };
 
+// The bytes a compressed blob inflates to (any compression libarchive reads).
+std::string Inflate(const std::string& compressed);
+
 // Hands `data` out in chunks of `chunk_size` bytes.
 ByteSource SourceOf(const std::string& data, size_t chunk_size = 65536);
 
