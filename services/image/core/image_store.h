@@ -359,6 +359,8 @@ class ImageStore {
   std::map<std::string, std::string> names_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, LayerRecord> layers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, SnapshotRecord> snapshots_ ABSL_GUARDED_BY(mu_);
+  // Diff ids and blob digests that imports in progress may write (one entry per import).
+  std::multiset<std::string> in_flight_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace nodeagent::image

@@ -552,6 +552,29 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
     };
   }
   const size_t count = spec.layers.size();
+  // The layers and blobs this import may write, claimed until it ends: a concurrent import
+  // that fails and cleans up leaves them alone even before an image refers to them.
+  std::vector<std::string> claimed;
+  auto claim = [&](const std::string& digest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (digest.empty()) return;
+    claimed.push_back(digest);
+    in_flight_.insert(digest);
+  };
+  auto release_claims = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const std::string& digest : claimed) in_flight_.erase(in_flight_.find(digest));
+    claimed.clear();
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < count; ++i) {
+      claim(oci->diff_ids[i]);
+      claim(spec.layers[i].descriptor.digest);
+    }
+  }
+  absl::Cleanup release = [&] {
+    absl::MutexLock lock(&mu_);
+    release_claims();
+  };
   std::vector<absl::StatusOr<StoredLayer>> results(count, absl::UnknownError("not run"));
   std::vector<bool> created(count, false);
   auto work = [&](size_t i) {
@@ -561,6 +584,11 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
         absl::StrCat("layer ", i + 1, "/", count, layer.descriptor.digest.empty() ? "" : " ",
                      layer.descriptor.digest);
     auto done = [&](absl::StatusOr<StoredLayer> one) {
+      if (one.ok() && layer.descriptor.digest.empty()) {
+        // A digest learnt from the content (docker-save archives name none).
+        absl::MutexLock lock(&mu_);
+        claim(one->blob.digest);
+      }
       results[i] = one.ok() ? std::move(one) : Annotate(one.status(), which);
     };
     bool blob_stored = false;
@@ -619,6 +647,10 @@ absl::StatusOr<Image> ImageStore::ImportImage(const ImageImportSpec& spec,
   }
   auto fail = [&](const absl::Status& status) {
     absl::MutexLock lock(&mu_);
+    release_claims();
+    // What another import in progress claims is its to keep.
+    std::erase_if(new_layers, [&](const std::string& d) { return in_flight_.contains(d); });
+    std::erase_if(new_blobs, [&](const std::string& d) { return in_flight_.contains(d); });
     PruneReport ignored;
     RemoveUnreferencedLocked(new_layers, new_blobs, &ignored);
     return Annotate(status, what);

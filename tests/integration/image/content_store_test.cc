@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "services/common/linux/files.h"
 #include "services/image/core/busybox_image.h"
@@ -1034,6 +1035,41 @@ TEST_F(ContentStoreTest, AStoredCompressedBlobIsNeverTakenForItsOwnDiffId) {
     EXPECT_EQ(CountEntries(root_ + "/tmp"), 0u);
   }
   EXPECT_TRUE(store_->ListSnapshots().empty());
+}
+
+TEST_F(ContentStoreTest, AFailedImportLeavesALayerAnotherImportIsStillWriting) {
+  const std::string shared = TarBuilder().File("shared", "1").Finish();
+  const std::string shared_dir = store_->LayerDir(Sha256Digest(Sha256Hex(shared)));
+  // Import Y stores the shared layer, then waits in its second layer until X has failed.
+  MemoryImage y_image{{shared, TarBuilder().File("slow", "2").Finish()}};
+  ImageImportSpec y = y_image.Spec("y:1");
+  absl::Notification x_failed;
+  auto open_second = y.layers[1].open;
+  y.layers[1].open = [&x_failed, open_second]() -> absl::StatusOr<ByteSource> {
+    x_failed.WaitForNotification();
+    return open_second();
+  };
+  absl::StatusOr<Image> y_result = absl::UnknownError("not run");
+  std::thread y_import([&] { y_result = store_->ImportImage(y); });
+  for (int i = 0; i < 10000 && !linux::PathExists(shared_dir); ++i) ::usleep(1000);
+  ASSERT_TRUE(linux::PathExists(shared_dir));
+
+  // Import X shares the layer and fails on its second: its cleanup must leave Y's layer.
+  MemoryImage x_image{{shared, TarBuilder().File("../escape", "x").Finish()}};
+  absl::StatusOr<Image> x_result = store_->ImportImage(x_image.Spec("x:1"));
+  x_failed.Notify();
+  y_import.join();
+  EXPECT_FALSE(x_result.ok());
+  ASSERT_TRUE(y_result.ok()) << y_result.status();
+  EXPECT_TRUE(linux::PathExists(shared_dir));
+  absl::StatusOr<PreparedSnapshot> snapshot = store_->PrepareSnapshot("c1", "y:1");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_EQ(WithMounted(*snapshot, "c1",
+                        [](const std::string& root) {
+                          return ReadFileOrDie(root + "/shared") == "1" ? 0 : 1;
+                        }),
+            0);
+  EXPECT_TRUE(store_->RemoveSnapshot("c1").ok());
 }
 
 }  // namespace
