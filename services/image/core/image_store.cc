@@ -182,9 +182,7 @@ absl::Status ImageStore::Load() {
     // Each layer is unpacked, or its blob is stored to be unpacked on first use.
     bool layers_ok = true;
     for (size_t i = 0; i < record.layers.size() && layers_ok; ++i) {
-      layers_ok = index.layers.contains(record.layers[i]) ||
-                  (manifest && i < manifest->layers.size() &&
-                   linux::PathExists(BlobFile(manifest->layers[i].digest)));
+      layers_ok = LayerStored(index.layers, record.layers[i], manifest ? &*manifest : nullptr, i);
     }
     if (!layers_ok) {
       LogError("image %s unusable, dropped: a layer is missing", id);
@@ -314,9 +312,20 @@ Image ImageStore::ToImageLocked(const std::string& id, const StoredImage& stored
   return image;
 }
 
-ImageStore::ImageBytes ImageStore::StoredBytes(
-    const std::vector<std::string>& diff_ids, const OciManifest* manifest,
-    const std::map<std::string, LayerRecord>& layers) const {
+const Descriptor* ImageStore::LayerBlob(const OciManifest* manifest, size_t i) {
+  return manifest != nullptr && i < manifest->layers.size() ? &manifest->layers[i] : nullptr;
+}
+
+bool ImageStore::LayerStored(const std::map<std::string, LayerRecord>& layers,
+                             const std::string& diff_id, const OciManifest* manifest,
+                             size_t i) const {
+  const Descriptor* blob = LayerBlob(manifest, i);
+  return layers.contains(diff_id) || (blob != nullptr && linux::PathExists(BlobFile(blob->digest)));
+}
+
+ImageStore::ImageBytes ImageStore::StoredBytes(const std::vector<std::string>& diff_ids,
+                                               const OciManifest* manifest,
+                                               const std::map<std::string, LayerRecord>& layers) {
   ImageBytes result;
   std::set<std::string> counted;
   for (size_t i = 0; i < diff_ids.size(); ++i) {
@@ -326,9 +335,7 @@ ImageStore::ImageBytes ImageStore::StoredBytes(
       continue;
     }
     result.unpacked = false;
-    if (manifest != nullptr && i < manifest->layers.size()) {
-      result.bytes += manifest->layers[i].size;
-    }
+    if (const Descriptor* blob = LayerBlob(manifest, i)) result.bytes += blob->size;
   }
   return result;
 }

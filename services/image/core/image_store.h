@@ -335,8 +335,14 @@ class ImageStore {
     int64_t bytes = 0;
     bool unpacked = true;
   };
-  ImageBytes StoredBytes(const std::vector<std::string>& diff_ids, const OciManifest* manifest,
-                         const std::map<std::string, LayerRecord>& layers) const;
+  static ImageBytes StoredBytes(const std::vector<std::string>& diff_ids,
+                                const OciManifest* manifest,
+                                const std::map<std::string, LayerRecord>& layers);
+  // The blob of an image's layer i; null for an image stored before manifests were kept.
+  static const Descriptor* LayerBlob(const OciManifest* manifest, size_t i);
+  // Layer i (`diff_id`) is unpacked, or its blob is stored to be unpacked on first use.
+  bool LayerStored(const std::map<std::string, LayerRecord>& layers, const std::string& diff_id,
+                   const OciManifest* manifest, size_t i) const;
   absl::StatusOr<std::string> ResolveLocked(absl::string_view ref) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Image ToImageLocked(const std::string& id, const StoredImage& stored) const

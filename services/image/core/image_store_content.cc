@@ -377,11 +377,12 @@ absl::Status ImageStore::UnpackMissingLayers(const std::string& id, absl::string
     for (size_t i = 0; i < stored.record.layers.size(); ++i) {
       const std::string& diff_id = stored.record.layers[i];
       if (layers_.contains(diff_id) || !seen.insert(diff_id).second) continue;
-      if (!stored.manifest || i >= stored.manifest->layers.size()) {
+      const Descriptor* blob = LayerBlob(stored.manifest ? &*stored.manifest : nullptr, i);
+      if (blob == nullptr) {
         return absl::FailedPreconditionError(
             absl::StrCat(what, ": layer ", diff_id, " of image ", id, " is not stored"));
       }
-      missing.push_back({diff_id, stored.manifest->layers[i]});
+      missing.push_back({diff_id, *blob});
     }
     return missing;
   };
@@ -478,9 +479,7 @@ absl::StatusOr<Image> ImageStore::PublishImage(const std::vector<std::string>& n
     if (layer.record) layers_copy.try_emplace(layer.diff_id, *layer.record);
   }
   for (size_t i = 0; i < oci->diff_ids.size(); ++i) {
-    if (!layers_copy.contains(oci->diff_ids[i]) &&
-        (i >= manifest->layers.size() ||
-         !linux::PathExists(BlobFile(manifest->layers[i].digest)))) {
+    if (!LayerStored(layers_copy, oci->diff_ids[i], &*manifest, i)) {
       return absl::InternalError(
           absl::StrCat(what, ": layer ", oci->diff_ids[i], " is not stored"));
     }
@@ -1134,10 +1133,8 @@ absl::StatusOr<std::vector<HistoryItem>> ImageStore::History(absl::string_view r
   // Bytes on disk of layer i: unpacked, or its blob until it is.
   auto layer_bytes = [&](size_t i) -> int64_t {
     if (auto it = layers_.find(diff_ids[i]); it != layers_.end()) return it->second.size_bytes;
-    if (stored.manifest && i < stored.manifest->layers.size()) {
-      return stored.manifest->layers[i].size;
-    }
-    return 0;
+    const Descriptor* blob = LayerBlob(stored.manifest ? &*stored.manifest : nullptr, i);
+    return blob != nullptr ? blob->size : 0;
   };
   std::vector<HistoryItem> items;
   size_t layer = 0;
