@@ -291,6 +291,21 @@ struct ChildIo {
   }
 };
 
+// clone3 with a pidfd (into *pidfd) and SIGCHLD at exit, plus the given CLONE_NEW* flags, and
+// straight into a cgroup v2 directory when `cgroup_fd` >= 0. Returns twice like fork(): 0 in
+// the child; -1 with errno set on failure.
+long CloneWithPidfd(uint64_t flags, int* pidfd, int cgroup_fd = -1) {
+  struct clone_args clone = {};
+  clone.flags = flags | CLONE_PIDFD;
+  clone.exit_signal = SIGCHLD;
+  clone.pidfd = reinterpret_cast<uintptr_t>(pidfd);
+  if (cgroup_fd >= 0) {
+    clone.flags |= CLONE_INTO_CGROUP;
+    clone.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
+  return ::syscall(SYS_clone3, &clone, sizeof(clone));
+}
+
 }  // namespace
 
 absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
@@ -323,20 +338,12 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
     args.sync_fd = sync_child.get();
   }
 
-  struct clone_args clone = {};
-  // The cgroup namespace is unshared by the child once it is in its cgroups.
-  clone.flags = (new_namespaces & ~static_cast<uint64_t>(CLONE_NEWCGROUP)) | CLONE_PIDFD;
-  clone.exit_signal = SIGCHLD;
-  int pidfd = -1;
-  clone.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
   UniqueFd cgroup_fd;
   if (config.cgroup_dirs.size() == 1 && IsCgroup2(config.cgroup_dirs[0])) {
     const std::string& dir = config.cgroup_dirs[0];
     int fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return LastErrnoStatus(absl::StrCat("open cgroup \"", dir, "\""));
     cgroup_fd.Reset(fd);
-    clone.flags |= CLONE_INTO_CGROUP;
-    clone.cgroup = static_cast<uint64_t>(fd);
   } else if (!(new_namespaces & CLONE_NEWUSER)) {
     args.cgroups_to_join = config.cgroup_dirs;
   }
@@ -346,7 +353,10 @@ absl::StatusOr<SpawnedContainer> SpawnContainer(const ShimConfig& config) {
   NA_RETURN_IF_ERROR(EnterNamespaces(joins, /*back=*/false));
   // A raw clone3 returns twice like fork(); node-shim is single-threaded, so the child may run
   // ordinary code. (glibc's cached TID in the child is stale: nothing here uses it.)
-  long pid = ::syscall(SYS_clone3, &clone, sizeof(clone));
+  int pidfd = -1;
+  // The cgroup namespace is unshared by the child once it is in its cgroups.
+  long pid = CloneWithPidfd(new_namespaces & ~static_cast<uint64_t>(CLONE_NEWCGROUP), &pidfd,
+                            cgroup_fd ? cgroup_fd.get() : -1);
   int clone_errno = errno;
   if (pid == 0) RunContainerInit(config, args);  // Never returns.
   if (absl::Status back = EnterNamespaces(joins, /*back=*/true); !back.ok()) {
@@ -510,13 +520,9 @@ absl::StatusOr<WarmChild> SpawnWarmChild(const std::vector<std::string>& cgroup_
   }
   UniqueFd parent_end(pair[0]);
   UniqueFd child_end(pair[1]);
-  struct clone_args clone = {};
-  clone.flags = kWarmNamespaces | CLONE_PIDFD;
-  clone.exit_signal = SIGCHLD;
   int pidfd = -1;
-  clone.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
   // node-shim is single-threaded here too (see SpawnContainer).
-  long pid = ::syscall(SYS_clone3, &clone, sizeof(clone));
+  long pid = CloneWithPidfd(kWarmNamespaces, &pidfd);
   if (pid < 0) return LastErrnoStatus("clone3 (warm child)");
   if (pid == 0) {
     parent_end.Reset();
@@ -566,12 +572,8 @@ absl::StatusOr<SpawnedContainer> SpawnWithIo(
     bool tty, bool stdin_open, const std::function<absl::Status(const ChildFds&)>& run) {
   NA_ASSIGN_OR_RETURN(ChildIo io, ChildIo::Make(tty, stdin_open));
   ChildFds fds = io.Fds();
-  struct clone_args clone = {};
-  clone.flags = CLONE_PIDFD;
-  clone.exit_signal = SIGCHLD;
   int pidfd = -1;
-  clone.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
-  long pid = ::syscall(SYS_clone3, &clone, sizeof(clone));
+  long pid = CloneWithPidfd(0, &pidfd);
   if (pid < 0) return LastErrnoStatus("clone3");
   if (pid == 0) {
     absl::Status status = run(fds);
